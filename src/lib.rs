@@ -1,0 +1,6 @@
+//! reconfd keeps configuration files in line with etcd.
+#![deny(missing_docs)]
+
+pub mod keys;
+pub mod store;
+pub mod template;
