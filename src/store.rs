@@ -23,8 +23,16 @@ pub struct KvView {
 
 impl KvView {
     /// Builds a view from relative keys.
-    pub fn new(revision: i64, prefix: impl Into<String>, entries: BTreeMap<String, String>) -> Self {
-        Self { revision, prefix: prefix.into(), entries }
+    pub fn new(
+        revision: i64,
+        prefix: impl Into<String>,
+        entries: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            revision,
+            prefix: prefix.into(),
+            entries,
+        }
     }
 
     /// The full etcd key a template's relative key stands for (`/dc1/svc` + `/a` = `/dc1/svc/a`).

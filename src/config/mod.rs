@@ -1,0 +1,348 @@
+//! The daemon's settings, built in three stages (zincati's Fragments → Inputs → Settings):
+//!
+//! 1. [`raw::RawConfig`]: `reconfd.toml` as written, every field optional, unknown fields
+//!    rejected with their line.
+//! 2. [`Overrides`]: what the command line and the `RECONFD_*` environment say (clap merges
+//!    those two; the command line wins).
+//! 3. [`Settings`]: defaults < file < environment < command line, validated into domain types.
+//!
+//! Resources (`conf.d/*.toml`) are not this module's business: see [`crate::resource`].
+
+pub mod raw;
+pub mod value;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::diag::Diagnostic;
+use raw::RawConfig;
+pub use value::{Dur, Mode, NameOrId, RateLimit};
+
+/// Where the config file is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/reconfd/reconfd.toml";
+/// The default confdir.
+pub const DEFAULT_CONFDIR: &str = "/etc/reconfd";
+/// The endpoint used when none is configured.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2379";
+
+/// Values from the command line and environment; `None`/empty means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config` / `RECONFD_CONFIG`: an explicit file must exist.
+    pub config: Option<PathBuf>,
+    /// `--confdir`
+    pub confdir: Option<PathBuf>,
+    /// `--endpoint` (repeatable); replaces the file's list when given.
+    pub endpoints: Vec<String>,
+    /// `--prefix`
+    pub prefix: Option<String>,
+    /// `--username`
+    pub username: Option<String>,
+    /// `--password-file`
+    pub password_file: Option<PathBuf>,
+    /// `--ca-file`
+    pub ca_file: Option<PathBuf>,
+    /// `--cert-file`
+    pub cert_file: Option<PathBuf>,
+    /// `--key-file`
+    pub key_file: Option<PathBuf>,
+    /// `--log-level`
+    pub log_level: Option<String>,
+}
+
+/// Validated daemon settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// Where `conf.d/` and `templates/` live.
+    pub confdir: PathBuf,
+    /// Global prefix, joined before each resource's prefix.
+    pub prefix: String,
+    /// How to reach etcd.
+    pub etcd: EtcdSettings,
+    /// Batching defaults, overridable per resource.
+    pub batch: BatchSettings,
+    /// Log level filter (`info` unless set).
+    pub log_level: String,
+}
+
+/// How to reach etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// Every member, as URLs (`http://host:port` or `https://host:port`).
+    pub endpoints: Vec<String>,
+    /// Set when authentication is wanted.
+    pub username: Option<String>,
+    /// Where the password is read from.
+    pub password_file: Option<PathBuf>,
+    /// CA bundle for verifying the servers.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, always both or neither.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// Per-resource batching: quiet period, maximum wait, reload rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Quiet period that restarts on each change; zero renders at once.
+    pub debounce: Duration,
+    /// Longest delay under continuous churn.
+    pub max_wait: Duration,
+    /// Reloads allowed per window; `None` means unlimited.
+    pub reload_limit: Option<RateLimit>,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            debounce: Duration::from_millis(500),
+            max_wait: Duration::from_secs(5),
+            reload_limit: Some("10/min".parse().expect("valid literal")),
+        }
+    }
+}
+
+impl BatchSettings {
+    /// Applies the fields a raw table sets.
+    pub fn merged(self, raw: &raw::RawBatch) -> Self {
+        Self {
+            debounce: raw.debounce.map_or(self.debounce, |d| d.0),
+            max_wait: raw.max_wait.map_or(self.max_wait, |d| d.0),
+            reload_limit: raw.reload_limit.or(self.reload_limit),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the config file (if any) and applies the overrides.
+    ///
+    /// An explicit `--config` that is missing is an error; a missing default file means
+    /// defaults. Every problem found is returned, each naming the file and line.
+    pub fn assemble(o: &Overrides) -> Result<Settings, Vec<Diagnostic>> {
+        let (path, explicit) = match &o.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        let (raw, config_file) = match std::fs::read_to_string(&path) {
+            Ok(text) => (parse(&path, &text).map_err(|d| vec![d])?, Some(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                (RawConfig::default(), None)
+            }
+            Err(e) => {
+                return Err(vec![Diagnostic::file(
+                    &path,
+                    format!("cannot read config file: {e}"),
+                )])
+            }
+        };
+        let file = config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<command line>"));
+        let mut errors = Vec::new();
+
+        let endpoints = if !o.endpoints.is_empty() {
+            o.endpoints.clone()
+        } else {
+            raw.etcd
+                .endpoints
+                .clone()
+                .unwrap_or_else(|| vec![DEFAULT_ENDPOINT.to_owned()])
+        };
+        let endpoints: Vec<String> = endpoints.iter().map(|e| normalize_endpoint(e)).collect();
+        if endpoints.is_empty() {
+            errors.push(Diagnostic::file(&file, "etcd.endpoints is empty"));
+        }
+        let schemes: std::collections::BTreeSet<&str> = endpoints
+            .iter()
+            .map(|e| e.split("://").next().unwrap_or(""))
+            .collect();
+        for e in &endpoints {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                errors.push(Diagnostic::file(
+                    &file,
+                    format!("endpoint {e:?} must use http:// or https://"),
+                ));
+            }
+        }
+        if schemes.len() > 1 {
+            errors.push(Diagnostic::file(
+                &file,
+                "endpoints mix http:// and https://; use one scheme for all",
+            ));
+        }
+
+        let ca_file = o.ca_file.clone().or(raw.etcd.tls.ca_file.clone());
+        let cert = o.cert_file.clone().or(raw.etcd.tls.cert_file.clone());
+        let key = o.key_file.clone().or(raw.etcd.tls.key_file.clone());
+        let client_cert = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                errors.push(Diagnostic::file(
+                    &file,
+                    "etcd.tls.cert_file is set without etcd.tls.key_file",
+                ));
+                None
+            }
+            (None, Some(_)) => {
+                errors.push(Diagnostic::file(
+                    &file,
+                    "etcd.tls.key_file is set without etcd.tls.cert_file",
+                ));
+                None
+            }
+        };
+        let username = o
+            .username
+            .clone()
+            .or(raw.etcd.username.clone())
+            .filter(|u| !u.is_empty());
+        let password_file = o.password_file.clone().or(raw.etcd.password_file.clone());
+        if password_file.is_some() && username.is_none() {
+            errors.push(Diagnostic::file(
+                &file,
+                "etcd.password_file is set but etcd.username is not",
+            ));
+        }
+
+        let batch = BatchSettings::default().merged(&raw.batch);
+        let log_level = o
+            .log_level
+            .clone()
+            .or(raw.log_level.clone())
+            .unwrap_or_else(|| "info".into());
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Settings {
+            config_file,
+            confdir: o
+                .confdir
+                .clone()
+                .or(raw.confdir)
+                .unwrap_or_else(|| DEFAULT_CONFDIR.into()),
+            prefix: o.prefix.clone().or(raw.prefix).unwrap_or_default(),
+            etcd: EtcdSettings {
+                endpoints,
+                username,
+                password_file,
+                ca_file,
+                client_cert,
+            },
+            batch,
+            log_level,
+        })
+    }
+
+    /// Whether TLS is in use (the endpoints say `https://`).
+    pub fn uses_tls(&self) -> bool {
+        self.etcd
+            .endpoints
+            .iter()
+            .any(|e| e.starts_with("https://"))
+    }
+}
+
+/// Parses the text of a config file.
+pub fn parse(path: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
+    toml::from_str(text).map_err(|e| Diagnostic::from_toml(path, text, &e))
+}
+
+/// `host:port` becomes `http://host:port`, as etcd's own tools read it.
+fn normalize_endpoint(e: &str) -> String {
+    let e = e.trim().trim_end_matches('/');
+    if e.contains("://") {
+        e.to_owned()
+    } else {
+        format!("http://{e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("reconfd.toml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let (_d, p) = write(
+            "confdir = \"/x\"\nprefix = \"/dc1\"\n[etcd]\nendpoints = [\"127.0.0.1:1\"]\n[batch]\ndebounce = \"0\"\n",
+        );
+        let s = Settings::assemble(&Overrides {
+            config: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.confdir, PathBuf::from("/x"));
+        assert_eq!(s.prefix, "/dc1");
+        assert_eq!(s.etcd.endpoints, vec!["http://127.0.0.1:1"]);
+        assert_eq!(s.batch.debounce, Duration::ZERO);
+        assert_eq!(s.batch.max_wait, Duration::from_secs(5));
+        let s = Settings::assemble(&Overrides {
+            config: Some(p),
+            prefix: Some("/dc2".into()),
+            endpoints: vec!["http://127.0.0.1:2".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.prefix, "/dc2");
+        assert_eq!(s.etcd.endpoints, vec!["http://127.0.0.1:2"]);
+    }
+
+    #[test]
+    fn explicit_missing_config_is_an_error() {
+        let err = Settings::assemble(&Overrides {
+            config: Some("/nonexistent/r.toml".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err[0].to_string().contains("/nonexistent/r.toml"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_and_bad_duration_name_the_line() {
+        let (_d, p) = write("confdir = \"/x\"\n[batch]\ndebounce = \"5 parsecs\"\n");
+        let err = Settings::assemble(&Overrides {
+            config: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err[0].line, Some(3), "{}", err[0]);
+        assert!(err[0].message.contains("5 parsecs"), "{}", err[0]);
+        let (_d, p) = write("[etcd]\nendpoint = [\"x\"]\n");
+        let err = Settings::assemble(&Overrides {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err[0].line, Some(2));
+        assert!(
+            err[0].message.contains("unknown field `endpoint`"),
+            "{}",
+            err[0]
+        );
+    }
+
+    #[test]
+    fn mixed_schemes_and_half_client_cert_are_errors() {
+        let (_d, p) = write(
+            "[etcd]\nendpoints = [\"http://a:1\", \"https://b:1\"]\n[etcd.tls]\ncert_file = \"/c.pem\"\n",
+        );
+        let err = Settings::assemble(&Overrides {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.len(), 2, "{err:?}");
+    }
+}

@@ -1,0 +1,65 @@
+//! Serde mirror of `reconfd.toml`, exactly as written: every field optional, unknown fields
+//! rejected (so `relaod_cmd`-style typos are errors with a line), values already typed.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::value::{Dur, RateLimit};
+
+/// The daemon config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where `conf.d/` and `templates/` live.
+    pub confdir: Option<PathBuf>,
+    /// Prepended to every resource's prefix.
+    pub prefix: Option<String>,
+    /// `info`, `debug`, ...
+    pub log_level: Option<String>,
+    /// Connection to etcd.
+    #[serde(default)]
+    pub etcd: RawEtcd,
+    /// Batching defaults for every resource.
+    #[serde(default)]
+    pub batch: RawBatch,
+}
+
+/// `[etcd]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEtcd {
+    /// Every member of the cluster.
+    pub endpoints: Option<Vec<String>>,
+    /// A username turns authentication on.
+    pub username: Option<String>,
+    /// File holding the password (one trailing newline is ignored).
+    pub password_file: Option<PathBuf>,
+    /// TLS files.
+    #[serde(default)]
+    pub tls: RawTls,
+}
+
+/// `[etcd.tls]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM bundle of the CA(s) that sign the etcd server certificates.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate.
+    pub cert_file: Option<PathBuf>,
+    /// PEM client key.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[batch]`, also the shape of the per-resource overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    /// Quiet period that restarts on every change.
+    pub debounce: Option<Dur>,
+    /// Longest a change waits under continuous churn.
+    pub max_wait: Option<Dur>,
+    /// Reloads allowed per window, e.g. `"10/min"`.
+    pub reload_limit: Option<RateLimit>,
+}

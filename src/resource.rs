@@ -1,0 +1,426 @@
+//! Template resources: `<confdir>/conf.d/*.toml`, each one `[template]` table with confd's
+//! fields plus reconfd's own. Loading collects per-file problems (file and line) and keeps
+//! going, so one broken resource never hides or stops the others.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{BatchSettings, Dur, Mode, NameOrId, RateLimit, Settings};
+use crate::diag::Diagnostic;
+use crate::keys;
+
+/// Default time a `check_cmd` or `reload_cmd` may run before it is killed.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A resource file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    template: Spanned<RawTemplate>,
+}
+
+/// The `[template]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    src: Option<Spanned<String>>,
+    dest: Option<Spanned<String>>,
+    #[serde(default)]
+    keys: Vec<Spanned<String>>,
+    prefix: Option<String>,
+    owner: Option<Spanned<NameOrId>>,
+    group: Option<Spanned<NameOrId>>,
+    uid: Option<Spanned<u32>>,
+    gid: Option<Spanned<u32>>,
+    mode: Option<Mode>,
+    check_cmd: Option<Spanned<String>>,
+    reload_cmd: Option<Spanned<String>>,
+    debounce: Option<Dur>,
+    max_wait: Option<Dur>,
+    reload_limit: Option<RateLimit>,
+    check_timeout: Option<Dur>,
+    reload_timeout: Option<Dur>,
+}
+
+/// One validated template resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// The resource file's stem (`nginx` for `conf.d/nginx.toml`); names it in logs.
+    pub name: String,
+    /// The resource file.
+    pub file: PathBuf,
+    /// The template, resolved against `<confdir>/templates` when relative.
+    pub src: PathBuf,
+    /// The file to keep in line.
+    pub dest: PathBuf,
+    /// Keys as the resource names them, relative to `prefix`, each with a leading `/`.
+    pub keys: Vec<String>,
+    /// Global prefix joined with the resource's prefix (`/` when neither is set).
+    pub prefix: String,
+    /// Owner to set, `None` = not managed.
+    pub uid: Option<u32>,
+    /// Group to set, `None` = not managed.
+    pub gid: Option<u32>,
+    /// Mode to set, `None` = keep the live file's, else 0644.
+    pub mode: Option<u32>,
+    /// Shell command run against the staged file; `{{.src}}` is the staged path.
+    pub check_cmd: Option<String>,
+    /// Shell command run after the file was installed.
+    pub reload_cmd: Option<String>,
+    /// How long `check_cmd` may run.
+    pub check_timeout: Duration,
+    /// How long `reload_cmd` may run.
+    pub reload_timeout: Duration,
+    /// Batching for `run`.
+    pub batch: BatchSettings,
+}
+
+impl Resource {
+    /// Full etcd keys this resource watches: each key joined under the prefix.
+    pub fn watched(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| keys::join(&self.prefix, k))
+            .collect()
+    }
+}
+
+/// The result of scanning `conf.d`: the good resources and every problem found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Resources that validated, sorted by file name.
+    pub resources: Vec<Resource>,
+    /// Problems, each naming its file (and line where known).
+    pub errors: Vec<Diagnostic>,
+    /// Names of resource files that had errors, so callers can count them as failed.
+    pub failed: Vec<PathBuf>,
+}
+
+/// Reads every `*.toml` in `<confdir>/conf.d`, in file-name order.
+pub fn load_all(settings: &Settings) -> Loaded {
+    let dir = settings.confdir.join("conf.d");
+    let mut loaded = Loaded::default();
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect(),
+        Err(e) => {
+            loaded.errors.push(Diagnostic::file(
+                &dir,
+                format!("cannot read resource directory: {e}"),
+            ));
+            return loaded;
+        }
+    };
+    files.sort();
+    for file in files {
+        match load_one(settings, &file) {
+            Ok(r) => loaded.resources.push(r),
+            Err(errs) => {
+                loaded.errors.extend(errs);
+                loaded.failed.push(file);
+            }
+        }
+    }
+    loaded
+}
+
+/// Reads and validates one resource file, reporting every problem in it.
+pub fn load_one(settings: &Settings, file: &Path) -> Result<Resource, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| vec![Diagnostic::file(file, format!("cannot read resource: {e}"))])?;
+    let raw: RawFile =
+        toml::from_str(&text).map_err(|e| vec![Diagnostic::from_toml(file, &text, &e)])?;
+    let t = raw.template.get_ref();
+    let table_at = raw.template.span().start;
+    let mut errs = Vec::new();
+    let at = |offset: usize, msg: String| Diagnostic::at(file, &text, offset, msg);
+
+    let src = match &t.src {
+        Some(s) if !s.get_ref().trim().is_empty() => {
+            let p = PathBuf::from(s.get_ref());
+            Some(if p.is_absolute() {
+                p
+            } else {
+                settings.confdir.join("templates").join(p)
+            })
+        }
+        Some(s) => {
+            errs.push(at(s.span().start, "src is empty".into()));
+            None
+        }
+        None => {
+            errs.push(at(table_at, "[template] has no src".into()));
+            None
+        }
+    };
+    let dest = match &t.dest {
+        Some(d)
+            if Path::new(d.get_ref()).is_absolute()
+                && Path::new(d.get_ref()).file_name().is_some() =>
+        {
+            Some(PathBuf::from(d.get_ref()))
+        }
+        Some(d) => {
+            errs.push(at(
+                d.span().start,
+                format!("dest {:?} must be an absolute file path", d.get_ref()),
+            ));
+            None
+        }
+        None => {
+            errs.push(at(table_at, "[template] has no dest".into()));
+            None
+        }
+    };
+    if t.keys.is_empty() {
+        errs.push(at(table_at, "[template] has no keys".into()));
+    }
+    let mut rel_keys = Vec::new();
+    for k in &t.keys {
+        let key = k.get_ref();
+        if key.trim().is_empty() || key.chars().any(|c| c.is_control() || c == '*') {
+            errs.push(at(
+                k.span().start,
+                format!("key {key:?} is not a valid etcd key path"),
+            ));
+        } else {
+            rel_keys.push(keys::join("", key));
+        }
+    }
+    let uid = resolve_owner(
+        file,
+        &text,
+        t.owner.as_ref(),
+        t.uid.as_ref(),
+        "owner",
+        "uid",
+        &mut errs,
+        |n| {
+            nix::unistd::User::from_name(n)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
+        },
+    );
+    let gid = resolve_owner(
+        file,
+        &text,
+        t.group.as_ref(),
+        t.gid.as_ref(),
+        "group",
+        "gid",
+        &mut errs,
+        |n| {
+            nix::unistd::Group::from_name(n)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw())
+        },
+    );
+    let command = |c: &Option<Spanned<String>>, name: &str, errs: &mut Vec<Diagnostic>| match c {
+        Some(c) if c.get_ref().trim().is_empty() => {
+            errs.push(at(
+                c.span().start,
+                format!("{name} is empty; remove it or give a command"),
+            ));
+            None
+        }
+        Some(c) => Some(c.get_ref().clone()),
+        None => None,
+    };
+    let check_cmd = command(&t.check_cmd, "check_cmd", &mut errs);
+    let reload_cmd = command(&t.reload_cmd, "reload_cmd", &mut errs);
+    let batch = settings.batch.merged(&crate::config::raw::RawBatch {
+        debounce: t.debounce,
+        max_wait: t.max_wait,
+        reload_limit: t.reload_limit,
+    });
+
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Resource {
+        name,
+        file: file.to_owned(),
+        src: src.expect("checked"),
+        dest: dest.expect("checked"),
+        keys: rel_keys,
+        prefix: keys::join(&settings.prefix, t.prefix.as_deref().unwrap_or("")),
+        uid,
+        gid,
+        mode: t.mode.map(|m| m.0),
+        check_cmd,
+        reload_cmd,
+        check_timeout: t.check_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
+        reload_timeout: t.reload_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
+        batch,
+    })
+}
+
+/// Resolves `owner`/`uid` (or `group`/`gid`): at most one of the pair, names looked up.
+#[allow(clippy::too_many_arguments)]
+fn resolve_owner(
+    file: &Path,
+    text: &str,
+    named: Option<&Spanned<NameOrId>>,
+    numeric: Option<&Spanned<u32>>,
+    name_field: &str,
+    id_field: &str,
+    errs: &mut Vec<Diagnostic>,
+    lookup: impl Fn(&str) -> Option<u32>,
+) -> Option<u32> {
+    match (named, numeric) {
+        (Some(n), Some(_)) => {
+            errs.push(Diagnostic::at(
+                file,
+                text,
+                n.span().start,
+                format!("both {name_field} and {id_field} are set; use one"),
+            ));
+            None
+        }
+        (Some(n), None) => match n.get_ref() {
+            NameOrId::Id(id) => Some(*id),
+            NameOrId::Name(name) => match lookup(name) {
+                Some(id) => Some(id),
+                None => {
+                    errs.push(Diagnostic::at(
+                        file,
+                        text,
+                        n.span().start,
+                        format!("{name_field} {name:?} does not exist on this host"),
+                    ));
+                    None
+                }
+            },
+        },
+        (None, Some(id)) => Some(*id.get_ref()),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    fn settings(confdir: &Path, prefix: &str) -> Settings {
+        let mut s = Settings::assemble(&Overrides {
+            config: None,
+            confdir: Some(confdir.to_owned()),
+            ..Default::default()
+        })
+        .unwrap();
+        s.prefix = prefix.into();
+        s
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        let p = dir.join("conf.d").join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn full_resource() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "nginx.toml",
+            r#"[template]
+src = "nginx.tera"
+dest = "/etc/nginx/app.conf"
+keys = ["/services/apache", "upstream"]
+prefix = "/svc"
+owner = "root"
+group = 0
+mode = "0640"
+check_cmd = "nginx -t -c {{.src}}"
+reload_cmd = "nginx -s reload"
+debounce = "0"
+reload_limit = "3/10s"
+check_timeout = "5s"
+"#,
+        );
+        let r = load_one(&settings(d.path(), "/dc1"), &f).unwrap();
+        assert_eq!(r.name, "nginx");
+        assert_eq!(r.src, d.path().join("templates/nginx.tera"));
+        assert_eq!(r.keys, vec!["/services/apache", "/upstream"]);
+        assert_eq!(r.prefix, "/dc1/svc");
+        assert_eq!(
+            r.watched(),
+            vec!["/dc1/svc/services/apache", "/dc1/svc/upstream"]
+        );
+        assert_eq!((r.uid, r.gid, r.mode), (Some(0), Some(0), Some(0o640)));
+        assert_eq!(r.batch.debounce, Duration::ZERO);
+        assert_eq!(r.batch.max_wait, Duration::from_secs(5));
+        assert_eq!(r.check_timeout, Duration::from_secs(5));
+        assert_eq!(r.reload_timeout, DEFAULT_COMMAND_TIMEOUT);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "bad.toml",
+            "[template]\nsrc = \"\"\ndest = \"relative.conf\"\nkeys = [\"/a\"]\nowner = \"no-such-user-xyz\"\n",
+        );
+        let errs = load_one(&settings(d.path(), ""), &f).unwrap_err();
+        let lines: Vec<_> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![Some(2), Some(3), Some(5)], "{errs:?}");
+        assert!(errs[2].to_string().contains("no-such-user-xyz"));
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "t.toml",
+            "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\"]\nrelaod_cmd = \"x\"\n",
+        );
+        let errs = load_one(&settings(d.path(), ""), &f).unwrap_err();
+        let s = errs[0].to_string();
+        assert!(
+            s.starts_with(&format!("{}:5: unknown field `relaod_cmd`", f.display())),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn one_broken_file_does_not_hide_others() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "a.toml",
+            "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\"]\n",
+        );
+        write(d.path(), "b.toml", "[template\n");
+        write(
+            d.path(),
+            "c.toml",
+            "[template]\nsrc = \"c\"\ndest = \"/c\"\nkeys = [\"/c\"]\n",
+        );
+        let l = load_all(&settings(d.path(), ""));
+        assert_eq!(
+            l.resources
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a", "c"]
+        );
+        assert_eq!(l.errors.len(), 1);
+        assert_eq!(l.failed.len(), 1);
+    }
+}
