@@ -2,17 +2,28 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the daemon config file and command-line overrides, validated into [`config::Settings`].
+//! - [`cli`]: command-line definitions; [`cmd`]: one module per subcommand.
+//! - [`config`]: the daemon config file and overrides, validated into [`config::Settings`].
 //! - [`resource`]: template resources from `<confdir>/conf.d/*.toml`.
+//! - [`etcd`]: connecting and reading every watched key at one revision.
 //! - [`keys`]: etcd key paths: joining prefixes, which keys a watched key covers.
 //! - [`store`]: the key/value view one render sees.
 //! - [`template`]: Tera templates with confd's function set.
-//! - [`diag`]: `file:line: message` diagnostics.
+//! - [`install`]: compare, stage, check, rename, reload: the safe install pipeline.
+//! - [`reconcile`]: one render + install of one resource.
+//! - [`diag`], [`exit`], [`logging`]: diagnostics, exit codes, log setup.
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod diag;
+pub mod etcd;
+pub mod exit;
+pub mod install;
 pub mod keys;
+pub mod logging;
+pub mod reconcile;
 pub mod resource;
 pub mod store;
 pub mod template;

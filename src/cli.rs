@@ -1,0 +1,99 @@
+//! The command line: subcommands and the global options that override the config file.
+//! Definitions only; `main` dispatches and [`GlobalArgs::overrides`] hands the values on.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+/// reconfd keeps configuration files in line with etcd: it watches keys, renders templates,
+/// checks the staged file, installs it atomically and reloads the service.
+#[derive(Debug, Parser)]
+#[command(name = "reconfd", version, propagate_version = true)]
+pub struct Cli {
+    /// Options shared by every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that override the config file. Each also reads a `RECONFD_*` environment variable;
+/// the command line wins over the environment, which wins over the file.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Daemon config file (a missing default file means built-in defaults).
+    #[arg(long, global = true, value_name = "PATH", env = "RECONFD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory holding conf.d/ and templates/ [default: /etc/reconfd].
+    #[arg(long, global = true, value_name = "DIR", env = "RECONFD_CONFDIR")]
+    pub confdir: Option<PathBuf>,
+    /// etcd endpoint URL; repeat for every cluster member (env: comma-separated).
+    #[arg(long = "endpoint", global = true, value_name = "URL", env = "RECONFD_ENDPOINTS", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// Global key prefix, joined before each resource's prefix.
+    #[arg(long, global = true, value_name = "P", env = "RECONFD_PREFIX")]
+    pub prefix: Option<String>,
+    /// etcd username; setting it turns authentication on.
+    #[arg(long, global = true, value_name = "U", env = "RECONFD_USERNAME")]
+    pub username: Option<String>,
+    /// File holding the etcd password.
+    #[arg(long, global = true, value_name = "F", env = "RECONFD_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// PEM bundle of the CA that signs etcd's certificates.
+    #[arg(long, global = true, value_name = "F", env = "RECONFD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate.
+    #[arg(long, global = true, value_name = "F", env = "RECONFD_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM client key.
+    #[arg(long, global = true, value_name = "F", env = "RECONFD_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Show what would change (a diff) and run check_cmd, but write and reload nothing.
+    #[arg(long, global = true)]
+    pub noop: bool,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, global = true, value_name = "LEVEL", env = "RECONFD_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl GlobalArgs {
+    /// The values that override the config file.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            confdir: self.confdir.clone(),
+            endpoints: self.endpoints.iter().filter(|e| !e.trim().is_empty()).cloned().collect(),
+            prefix: self.prefix.clone(),
+            username: self.username.clone(),
+            password_file: self.password_file.clone(),
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as a daemon, following etcd's changes (not implemented yet: use `once`).
+    Run,
+    /// Render every resource once from one consistent read of etcd, then exit
+    /// (non-zero if any resource failed).
+    Once,
+    /// Validate the config, every resource and every template without contacting etcd.
+    Check,
+    /// Render one template from a data file, without etcd, to stdout.
+    Render {
+        /// The template; `.tmpl` files are confd Go templates, anything else is Tera.
+        #[arg(long, value_name = "FILE")]
+        template: PathBuf,
+        /// Flat mapping of full keys to string values, in JSON, TOML or YAML (by extension).
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+    },
+}

@@ -1,0 +1,71 @@
+//! `reconfd once`: one consistent read of etcd, every resource reconciled, then exit.
+//! With `--noop` it prints a diff per changed resource and runs the checks, but writes and
+//! reloads nothing.
+
+use std::sync::Arc;
+
+use tracing::{error, warn};
+
+use crate::config::Overrides;
+use crate::install::Outcome;
+use crate::reconcile::Prepared;
+use crate::resource;
+use crate::template::Template;
+use crate::{etcd, exit};
+
+/// Runs one pass; exit 0 when every resource succeeded, 1 otherwise.
+pub async fn run(o: &Overrides, noop: bool) -> u8 {
+    let settings = match super::settings(o) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let loaded = resource::load_all(&settings);
+    let mut failed = loaded.failed.len();
+    for e in &loaded.errors {
+        error!("{e}");
+    }
+    let mut prepared = Vec::new();
+    for r in loaded.resources {
+        match Template::load(&r.src) {
+            Ok(template) => prepared.push(Prepared { resource: r, template }),
+            Err(e) => {
+                error!(resource = %r.name, "{}: {e}", r.file.display());
+                failed += 1;
+            }
+        }
+    }
+    if prepared.is_empty() {
+        if failed == 0 {
+            warn!("no resources in {}", settings.confdir.join("conf.d").display());
+        }
+        return if failed == 0 { exit::SUCCESS } else { exit::FAILED };
+    }
+
+    let watched: Vec<String> = prepared.iter().flat_map(|p| p.resource.watched()).collect();
+    let snapshot = match etcd::connect(&settings.etcd).await {
+        Ok(mut client) => etcd::read(&mut client, &settings.etcd.endpoints, &watched).await,
+        Err(e) => Err(e),
+    };
+    let snapshot = match snapshot {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}");
+            return exit::FAILED;
+        }
+    };
+
+    for p in &prepared {
+        let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
+        match p.reconcile(view, noop).await {
+            Ok(Outcome::WouldInstall { diff }) => print!("{diff}"),
+            Ok(_) => {}
+            Err(_) => failed += 1,
+        }
+    }
+    if failed == 0 {
+        exit::SUCCESS
+    } else {
+        error!("{failed} resource(s) failed");
+        exit::FAILED
+    }
+}
