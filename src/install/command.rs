@@ -329,6 +329,38 @@ pub async fn run(
     }
 }
 
+/// Runs a hook for a resource and logs its output: debug on success, warn on failure. The
+/// error itself is for the caller to report.
+pub(crate) async fn run_logged(
+    resource: &str,
+    hook: &'static str,
+    cmd: &ShellCommand,
+    src: &Path,
+    dest: &Path,
+    timeout: Duration,
+) -> Result<CommandOutput, CommandError> {
+    let result = run(cmd, src, dest, timeout).await;
+    match &result {
+        Ok(output) => tracing::debug!(
+            resource,
+            dest = %dest.display(),
+            hook,
+            command = %cmd.render(src, dest).to_string_lossy(),
+            output = %output,
+            "{hook} succeeded"
+        ),
+        Err(error) => tracing::warn!(
+            resource,
+            dest = %dest.display(),
+            hook,
+            command = error.command(),
+            output = %error.output().map(ToString::to_string).unwrap_or_default(),
+            "{hook} failed"
+        ),
+    }
+    result
+}
+
 /// Kills a child's process group with SIGKILL when asked, or when dropped while armed (the
 /// future running the command was cancelled).
 struct GroupKiller {
