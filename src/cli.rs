@@ -31,7 +31,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR", env = "RECONFD_CONFDIR")]
     pub confdir: Option<PathBuf>,
     /// etcd endpoint URL; repeat for every cluster member (env: comma-separated).
-    #[arg(long = "endpoint", global = true, value_name = "URL", env = "RECONFD_ENDPOINTS", value_delimiter = ',')]
+    #[arg(
+        long = "endpoint",
+        global = true,
+        value_name = "URL",
+        env = "RECONFD_ENDPOINTS",
+        value_delimiter = ','
+    )]
     pub endpoints: Vec<String>,
     /// Global key prefix, joined before each resource's prefix.
     #[arg(long, global = true, value_name = "P", env = "RECONFD_PREFIX")]
@@ -65,7 +71,12 @@ impl GlobalArgs {
         Overrides {
             config: self.config.clone(),
             confdir: self.confdir.clone(),
-            endpoints: self.endpoints.iter().filter(|e| !e.trim().is_empty()).cloned().collect(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .filter(|e| !e.trim().is_empty())
+                .cloned()
+                .collect(),
             prefix: self.prefix.clone(),
             username: self.username.clone(),
             password_file: self.password_file.clone(),

@@ -12,7 +12,9 @@ pub fn init(level: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     if under_journal {
         if let Ok(layer) = tracing_journald::layer() {
-            let _ = registry.with(layer.with_syslog_identifier("reconfd".into())).try_init();
+            let _ = registry
+                .with(layer.with_syslog_identifier("reconfd".into()))
+                .try_init();
             return;
         }
     }

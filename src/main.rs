@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     logging::init(overrides.log_level.as_deref().unwrap_or("info"));
     let code = match &cli.command {
         Command::Check => cmd::check::run(&overrides),
-        Command::Render { template, data } => cmd::render::run(template, data, overrides.prefix.as_deref()),
+        Command::Render { template, data } => {
+            cmd::render::run(template, data, overrides.prefix.as_deref())
+        }
         Command::Once => runtime().block_on(cmd::once::run(&overrides, cli.global.noop)),
         Command::Run => {
             eprintln!("reconfd run is not implemented yet; use `reconfd once` on a timer for now");

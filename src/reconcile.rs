@@ -37,7 +37,12 @@ impl Prepared {
     /// How the install pipeline sees this resource's destination.
     pub fn file_spec(&self) -> FileSpec {
         let r = &self.resource;
-        FileSpec { dest: r.dest.clone(), uid: r.uid, gid: r.gid, mode: r.mode }
+        FileSpec {
+            dest: r.dest.clone(),
+            uid: r.uid,
+            gid: r.gid,
+            mode: r.mode,
+        }
     }
 
     /// The resource's commands and their timeouts.
@@ -52,21 +57,37 @@ impl Prepared {
     }
 
     /// Renders and installs. `noop` stages and checks but never installs or reloads.
-    pub async fn reconcile(&self, view: Arc<KvView>, noop: bool) -> Result<Outcome, ReconcileError> {
+    pub async fn reconcile(
+        &self,
+        view: Arc<KvView>,
+        noop: bool,
+    ) -> Result<Outcome, ReconcileError> {
         let r = &self.resource;
         let revision = view.revision;
         let span = info_span!("reconcile", resource = %r.name, dest = %r.dest.display(), revision);
         async move {
             let started = Instant::now();
             let result = match self.template.render(view) {
-                Ok(rendered) => install::install(&r.name, &self.file_spec(), &self.hooks(), rendered.as_bytes(), noop)
-                    .await
-                    .map_err(ReconcileError::from),
+                Ok(rendered) => install::install(
+                    &r.name,
+                    &self.file_spec(),
+                    &self.hooks(),
+                    rendered.as_bytes(),
+                    noop,
+                )
+                .await
+                .map_err(ReconcileError::from),
                 Err(e) => Err(e.into()),
             };
             match &result {
-                Ok(Outcome::Unchanged) => info!(elapsed_ms = started.elapsed().as_millis() as u64, "in sync"),
-                Ok(outcome) => info!(elapsed_ms = started.elapsed().as_millis() as u64, "{}", outcome_text(outcome)),
+                Ok(Outcome::Unchanged) => {
+                    info!(elapsed_ms = started.elapsed().as_millis() as u64, "in sync")
+                }
+                Ok(outcome) => info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "{}",
+                    outcome_text(outcome)
+                ),
                 Err(e) => error!("{e}"),
             }
             result
@@ -81,6 +102,8 @@ fn outcome_text(o: &Outcome) -> &'static str {
         Outcome::Unchanged => "in sync",
         Outcome::WouldInstall { .. } => "would change (noop)",
         Outcome::Installed { reloaded: true, .. } => "installed and reloaded",
-        Outcome::Installed { reloaded: false, .. } => "installed",
+        Outcome::Installed {
+            reloaded: false, ..
+        } => "installed",
     }
 }

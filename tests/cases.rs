@@ -32,7 +32,10 @@ fn files(dir: &Path) -> BTreeMap<String, String> {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd {
             let e = e.unwrap();
-            m.insert(e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap());
+            m.insert(
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            );
         }
     }
     m
@@ -45,7 +48,11 @@ fn run_case(case: &Path) -> Result<(), String> {
     copy_tree(case, &conf, &out);
     let config = conf.join("reconfd.toml");
     let settings = Settings::assemble(&Overrides {
-        config: Some(if config.exists() { config } else { PathBuf::from("/dev/null") }),
+        config: Some(if config.exists() {
+            config
+        } else {
+            PathBuf::from("/dev/null")
+        }),
         confdir: Some(conf.clone()),
         ..Default::default()
     })
@@ -55,17 +62,29 @@ fn run_case(case: &Path) -> Result<(), String> {
         return Err(format!("resource errors: {:?}", loaded.errors));
     }
     let data = reconfd::cmd::render::load_data(&conf.join("data.toml"))?;
-    let snapshot = Snapshot { revision: 1, kvs: data };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let snapshot = Snapshot {
+        revision: 1,
+        kvs: data,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for r in loaded.resources {
         let template = Template::load(&r.src).map_err(|e| e.to_string())?;
-        let p = Prepared { resource: r, template };
+        let p = Prepared {
+            resource: r,
+            template,
+        };
         let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
-        rt.block_on(p.reconcile(view, false)).map_err(|e| format!("{}: {e}", p.resource.name))?;
+        rt.block_on(p.reconcile(view, false))
+            .map_err(|e| format!("{}: {e}", p.resource.name))?;
     }
     let (got, want) = (files(&out), files(&case.join("expected")));
     if got != want {
-        return Err(format!("output differs\n--- expected\n{want:#?}\n+++ got\n{got:#?}"));
+        return Err(format!(
+            "output differs\n--- expected\n{want:#?}\n+++ got\n{got:#?}"
+        ));
     }
     Ok(())
 }
@@ -73,12 +92,25 @@ fn run_case(case: &Path) -> Result<(), String> {
 #[test]
 fn golden_cases() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     assert!(!cases.is_empty(), "no cases under {}", root.display());
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|c| run_case(c).err().map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy())))
+        .filter_map(|c| {
+            run_case(c)
+                .err()
+                .map(|e| format!("{}: {e}", c.file_name().unwrap().to_string_lossy()))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }

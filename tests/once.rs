@@ -36,7 +36,10 @@ fn nginx_upstream_follows_registrations() {
     etcd.delete("/services/apache/10.0.0.6");
     let o = run(t.reconfd(Some(&etcd), &["once"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(t.read("app.conf"), "upstream apache_pool {\n    server 10.0.0.7:7777;\n}\n");
+    assert_eq!(
+        t.read("app.conf"),
+        "upstream apache_pool {\n    server 10.0.0.7:7777;\n}\n"
+    );
     assert_eq!(t.out_files(), vec!["app.conf"]);
 }
 
@@ -80,13 +83,19 @@ upstream app2 {\n  server 10.0.2.1:80;\n}\nserver {\n  server_name www.app2.exam
 #[test]
 fn two_datacenters_share_one_etcd() {
     let etcd = Etcd::start();
-    etcd.put_all(&[("/svc_dc1/services/apache/a", "10.1.0.1:80"), ("/svc_dc2/services/apache/a", "10.2.0.1:80")]);
+    etcd.put_all(&[
+        ("/svc_dc1/services/apache/a", "10.1.0.1:80"),
+        ("/svc_dc2/services/apache/a", "10.2.0.1:80"),
+    ]);
     for (dc, ip) in [("/svc_dc1", "10.1.0.1:80"), ("/svc_dc2", "10.2.0.1:80")] {
         let t = Tree::new();
         nginx_resource(&t, "");
         let o = run(t.reconfd(Some(&etcd), &["once", "--prefix", dc]));
         assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(t.read("app.conf"), format!("upstream apache_pool {{\n    server {ip};\n}}\n"));
+        assert_eq!(
+            t.read("app.conf"),
+            format!("upstream apache_pool {{\n    server {ip};\n}}\n")
+        );
     }
 }
 
@@ -94,7 +103,10 @@ fn two_datacenters_share_one_etcd() {
 fn missing_key_names_the_full_key_and_line_and_leaves_dest() {
     let etcd = Etcd::start();
     let t = Tree::new();
-    t.template("db.tera", "[mysqld]\nserver-id = {{ getv(key=\"/self/container/create_index\") }}\n");
+    t.template(
+        "db.tera",
+        "[mysqld]\nserver-id = {{ getv(key=\"/self/container/create_index\") }}\n",
+    );
     t.resource("db", "[template]\nsrc = \"db.tera\"\ndest = \"@OUT@/my.cnf\"\nprefix = \"/dc1\"\nkeys = [\"/self\"]\n");
     std::fs::write(t.out().join("my.cnf"), "old\n").unwrap();
     let o = run(t.reconfd(Some(&etcd), &["once"]));
@@ -102,7 +114,10 @@ fn missing_key_names_the_full_key_and_line_and_leaves_dest() {
     let err = stderr(&o);
     assert!(err.contains("/self/container/create_index"), "{err}");
     assert!(err.contains("/dc1/self/container/create_index"), "{err}");
-    assert!(err.contains("db.tera") && err.contains(":2:"), "no template line in: {err}");
+    assert!(
+        err.contains("db.tera") && err.contains(":2:"),
+        "no template line in: {err}"
+    );
     assert_eq!(t.read("my.cnf"), "old\n");
     assert_eq!(t.out_files(), vec!["my.cnf"]);
 }
@@ -114,7 +129,10 @@ fn failing_check_leaves_dest_and_no_staged_file() {
     let marker = t.out().join("../reloaded");
     nginx_resource(
         &t,
-        &format!("check_cmd = \"grep -q never-there {{{{.src}}}}\"\nreload_cmd = \"touch {}\"\n", marker.display()),
+        &format!(
+            "check_cmd = \"grep -q never-there {{{{.src}}}}\"\nreload_cmd = \"touch {}\"\n",
+            marker.display()
+        ),
     );
     std::fs::write(t.out().join("app.conf"), "live\n").unwrap();
     etcd.put("/services/apache/a", "10.0.0.1:80");
@@ -131,7 +149,13 @@ fn unchanged_output_writes_nothing_and_does_not_reload() {
     let etcd = Etcd::start();
     let t = Tree::new();
     let marker = t.root.path().join("reloads");
-    nginx_resource(&t, &format!("mode = \"0644\"\nreload_cmd = \"echo x >> {}\"\n", marker.display()));
+    nginx_resource(
+        &t,
+        &format!(
+            "mode = \"0644\"\nreload_cmd = \"echo x >> {}\"\n",
+            marker.display()
+        ),
+    );
     etcd.put("/services/apache/a", "10.0.0.1:80");
     let o = run(t.reconfd(Some(&etcd), &["once"]));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -141,8 +165,15 @@ fn unchanged_output_writes_nothing_and_does_not_reload() {
     let o = run(t.reconfd(Some(&etcd), &["once"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let after = std::fs::metadata(t.out().join("app.conf")).unwrap();
-    assert_eq!((before.ino(), before.mtime(), before.mtime_nsec()), (after.ino(), after.mtime(), after.mtime_nsec()));
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "x\n", "reloaded although nothing changed");
+    assert_eq!(
+        (before.ino(), before.mtime(), before.mtime_nsec()),
+        (after.ino(), after.mtime(), after.mtime_nsec())
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "x\n",
+        "reloaded although nothing changed"
+    );
 }
 
 #[test]
@@ -166,13 +197,19 @@ fn one_broken_resource_does_not_stop_the_others() {
     let t = Tree::new();
     nginx_resource(&t, "");
     t.template("broken.tera", "{{ getv(key=\"/nope\") }}\n");
-    t.resource("a-broken", "[template]\nsrc = \"broken.tera\"\ndest = \"@OUT@/broken.conf\"\nkeys = [\"/nope\"]\n");
+    t.resource(
+        "a-broken",
+        "[template]\nsrc = \"broken.tera\"\ndest = \"@OUT@/broken.conf\"\nkeys = [\"/nope\"]\n",
+    );
     t.resource("b-typo", "[template]\nsrc = \"nginx.tera\"\ndest = \"@OUT@/typo.conf\"\nkeys = [\"/x\"]\nrelaod_cmd = \"true\"\n");
     etcd.put("/services/apache/a", "10.0.0.1:80");
     let o = run(t.reconfd(Some(&etcd), &["once"]));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("relaod_cmd"), "{}", stderr(&o));
-    assert_eq!(t.read("app.conf"), "upstream apache_pool {\n    server 10.0.0.1:80;\n}\n");
+    assert_eq!(
+        t.read("app.conf"),
+        "upstream apache_pool {\n    server 10.0.0.1:80;\n}\n"
+    );
     assert_eq!(t.out_files(), vec!["app.conf"]);
 }
 
@@ -181,15 +218,34 @@ fn noop_prints_a_diff_runs_the_check_and_writes_nothing() {
     let etcd = Etcd::start();
     let t = Tree::new();
     let checked = t.root.path().join("checked");
-    nginx_resource(&t, &format!("check_cmd = \"cp {{{{.src}}}} {}\"\nreload_cmd = \"false\"\n", checked.display()));
-    std::fs::write(t.out().join("app.conf"), "upstream apache_pool {\n    server 10.0.0.9:80;\n}\n").unwrap();
+    nginx_resource(
+        &t,
+        &format!(
+            "check_cmd = \"cp {{{{.src}}}} {}\"\nreload_cmd = \"false\"\n",
+            checked.display()
+        ),
+    );
+    std::fs::write(
+        t.out().join("app.conf"),
+        "upstream apache_pool {\n    server 10.0.0.9:80;\n}\n",
+    )
+    .unwrap();
     etcd.put("/services/apache/a", "10.0.0.1:80");
     let o = run(t.reconfd(Some(&etcd), &["once", "--noop"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let diff = String::from_utf8_lossy(&o.stdout);
-    assert!(diff.contains("-    server 10.0.0.9:80;") && diff.contains("+    server 10.0.0.1:80;"), "{diff}");
-    assert_eq!(t.read("app.conf"), "upstream apache_pool {\n    server 10.0.0.9:80;\n}\n");
-    assert_eq!(std::fs::read_to_string(&checked).unwrap(), "upstream apache_pool {\n    server 10.0.0.1:80;\n}\n");
+    assert!(
+        diff.contains("-    server 10.0.0.9:80;") && diff.contains("+    server 10.0.0.1:80;"),
+        "{diff}"
+    );
+    assert_eq!(
+        t.read("app.conf"),
+        "upstream apache_pool {\n    server 10.0.0.9:80;\n}\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&checked).unwrap(),
+        "upstream apache_pool {\n    server 10.0.0.1:80;\n}\n"
+    );
     assert_eq!(t.out_files(), vec!["app.conf"]);
 }
 
@@ -203,7 +259,11 @@ fn unreachable_etcd_fails_without_touching_files() {
     c.args(["--endpoint", &format!("http://127.0.0.1:{port}")]);
     let o = run(c);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("127.0.0.1:{port}")), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(t.read("app.conf"), "live\n");
 }
 
@@ -214,7 +274,10 @@ fn nginx_available() -> bool {
 /// A real nginx as check_cmd: a render that nginx rejects never reaches the live file.
 #[test]
 fn real_nginx_check_keeps_broken_config_out() {
-    assert!(nginx_available(), "nginx is not installed (Debian: apt-get install nginx), see .ci/install-deps");
+    assert!(
+        nginx_available(),
+        "nginx is not installed (Debian: apt-get install nginx), see .ci/install-deps"
+    );
     let etcd = Etcd::start();
     let t = Tree::new();
     let run_dir = t.root.path().join("run");
@@ -239,7 +302,11 @@ fn real_nginx_check_keeps_broken_config_out() {
     etcd.put("/services/web/b", "127.0.0.1:8082; bogus_directive");
     let o = run(t.reconfd(Some(&etcd), &["once"]));
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("bogus_directive"), "nginx's complaint should be logged: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bogus_directive"),
+        "nginx's complaint should be logged: {}",
+        stderr(&o)
+    );
     assert_eq!(t.read("nginx.conf"), good);
     assert_eq!(t.out_files(), vec!["nginx.conf"]);
 }

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use crate::config::Overrides;
 use crate::diag::Diagnostic;
+use crate::exit;
 use crate::resource::{self, Resource};
 use crate::template::Template;
-use crate::exit;
 
 /// Runs the check; exit 0 when nothing is wrong, [`exit::CONFIG`] otherwise.
 pub fn run(o: &Overrides) -> u8 {
@@ -39,7 +39,11 @@ pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec
     for r in &loaded.resources {
         check_resource(r, &mut problems, &mut warnings);
     }
-    (loaded.resources.len() + loaded.failed.len(), problems, warnings)
+    (
+        loaded.resources.len() + loaded.failed.len(),
+        problems,
+        warnings,
+    )
 }
 
 fn check_resource(r: &Resource, problems: &mut Vec<Diagnostic>, warnings: &mut Vec<Diagnostic>) {
@@ -54,9 +58,15 @@ fn check_resource(r: &Resource, problems: &mut Vec<Diagnostic>, warnings: &mut V
         ));
     }
     if r.batch.max_wait < r.batch.debounce {
-        warnings.push(Diagnostic::file(&r.file, "max_wait is shorter than debounce; changes wait max_wait"));
+        warnings.push(Diagnostic::file(
+            &r.file,
+            "max_wait is shorter than debounce; changes wait max_wait",
+        ));
     }
     if r.reload_cmd.is_some() && r.check_cmd.is_none() {
-        warnings.push(Diagnostic::file(&r.file, "reload_cmd without check_cmd: a bad render reaches the service"));
+        warnings.push(Diagnostic::file(
+            &r.file,
+            "reload_cmd without check_cmd: a bad render reaches the service",
+        ));
     }
 }

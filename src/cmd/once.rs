@@ -27,7 +27,10 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
     let mut prepared = Vec::new();
     for r in loaded.resources {
         match Template::load(&r.src) {
-            Ok(template) => prepared.push(Prepared { resource: r, template }),
+            Ok(template) => prepared.push(Prepared {
+                resource: r,
+                template,
+            }),
             Err(e) => {
                 error!(resource = %r.name, "{}: {e}", r.file.display());
                 failed += 1;
@@ -36,9 +39,16 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
     }
     if prepared.is_empty() {
         if failed == 0 {
-            warn!("no resources in {}", settings.confdir.join("conf.d").display());
+            warn!(
+                "no resources in {}",
+                settings.confdir.join("conf.d").display()
+            );
         }
-        return if failed == 0 { exit::SUCCESS } else { exit::FAILED };
+        return if failed == 0 {
+            exit::SUCCESS
+        } else {
+            exit::FAILED
+        };
     }
 
     let watched: Vec<String> = prepared.iter().flat_map(|p| p.resource.watched()).collect();
@@ -57,7 +67,7 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
     for p in &prepared {
         let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
         match p.reconcile(view, noop).await {
-            Ok(Outcome::WouldInstall { diff }) => print!("{diff}"),
+            Ok(Outcome::WouldInstall { diff, .. }) => print!("{diff}"),
             Ok(_) => {}
             Err(_) => failed += 1,
         }

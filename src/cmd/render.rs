@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::exit;
 use crate::keys;
 use crate::store::KvView;
 use crate::template::Template;
-use crate::exit;
 
 /// Renders to stdout; exit 1 on a data or template error, which is printed.
 pub fn run(template: &Path, data: &Path, prefix: Option<&str>) -> u8 {
@@ -42,21 +42,33 @@ pub fn view_of(prefix: &str, entries: BTreeMap<String, String>) -> KvView {
 
 /// Reads a flat key → value mapping; the format follows the extension.
 pub fn load_data(path: &Path) -> Result<BTreeMap<String, String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read data file: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read data file: {e}", path.display()))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let value: serde_json::Value = match ext {
-        "json" => serde_json::from_str(&text).map_err(|e| format!("{}:{}: {e}", path.display(), e.line()))?,
+        "json" => serde_json::from_str(&text)
+            .map_err(|e| format!("{}:{}: {e}", path.display(), e.line()))?,
         "toml" => toml::from_str::<toml::Value>(&text)
             .map_err(|e| crate::diag::Diagnostic::from_toml(path, &text, &e).to_string())
-            .and_then(|v| serde_json::to_value(v).map_err(|e| format!("{}: {e}", path.display())))?,
+            .and_then(|v| {
+                serde_json::to_value(v).map_err(|e| format!("{}: {e}", path.display()))
+            })?,
         "yaml" | "yml" => serde_yaml::from_str(&text).map_err(|e| {
             let line = e.location().map(|l| l.line()).unwrap_or(0);
             format!("{}:{line}: {e}", path.display())
         })?,
-        _ => return Err(format!("{}: data file must end in .json, .toml, .yaml or .yml", path.display())),
+        _ => {
+            return Err(format!(
+                "{}: data file must end in .json, .toml, .yaml or .yml",
+                path.display()
+            ))
+        }
     };
     let serde_json::Value::Object(map) = value else {
-        return Err(format!("{}: data must be a mapping of keys to values", path.display()));
+        return Err(format!(
+            "{}: data must be a mapping of keys to values",
+            path.display()
+        ));
     };
     let mut out = BTreeMap::new();
     for (k, v) in map {
@@ -64,7 +76,12 @@ pub fn load_data(path: &Path) -> Result<BTreeMap<String, String>, String> {
             serde_json::Value::String(s) => s,
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
-            _ => return Err(format!("{}: key {k:?}: value must be a string, number or boolean", path.display())),
+            _ => {
+                return Err(format!(
+                    "{}: key {k:?}: value must be a string, number or boolean",
+                    path.display()
+                ))
+            }
         };
         out.insert(keys::join("", &k), s);
     }
@@ -87,7 +104,11 @@ mod tests {
             let p = d.path().join(name);
             std::fs::write(&p, text).unwrap();
             let m = load_data(&p).unwrap();
-            assert_eq!(m.get("/services/a").map(String::as_str), Some("1.1.1.1:80"), "{name}");
+            assert_eq!(
+                m.get("/services/a").map(String::as_str),
+                Some("1.1.1.1:80"),
+                "{name}"
+            );
             assert_eq!(m.get("/n").map(String::as_str), Some("3"), "{name}");
         }
     }
@@ -102,8 +123,14 @@ mod tests {
 
     #[test]
     fn view_strips_prefix() {
-        let m = BTreeMap::from([("/dc1/a".to_string(), "x".to_string()), ("/dc2/a".to_string(), "y".to_string())]);
+        let m = BTreeMap::from([
+            ("/dc1/a".to_string(), "x".to_string()),
+            ("/dc2/a".to_string(), "y".to_string()),
+        ]);
         let v = view_of("/dc1", m);
-        assert_eq!(v.entries, BTreeMap::from([("/a".to_string(), "x".to_string())]));
+        assert_eq!(
+            v.entries,
+            BTreeMap::from([("/a".to_string(), "x".to_string())])
+        );
     }
 }

@@ -12,7 +12,11 @@ use base64::Engine as _;
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `f` until it returns `Some` or `timeout` passes.
@@ -30,7 +34,11 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 }
 
 fn etcd_binary() -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/bin", "/usr/local/bin"]) {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/bin", "/usr/local/bin"])
+    {
         let p = Path::new(dir).join("etcd");
         if p.is_file() {
             return p;
@@ -60,17 +68,34 @@ impl Etcd {
         let child = Command::new(etcd_binary())
             .args(["--name", "t", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
             .args(["--initial-cluster", &format!("t={peer_url}")])
             .args(["--log-level", "warn", "--logger", "zap"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("cannot start etcd");
-        let etcd = Etcd { child, dir, endpoint: client_url, port };
+        let etcd = Etcd {
+            child,
+            dir,
+            endpoint: client_url,
+            port,
+        };
         wait_for(Duration::from_secs(20), "etcd to answer", || {
-            etcd.try_post("/v3/kv/range", r#"{"key":"AA=="}"#).ok().filter(|b| b.contains("header"))
+            etcd.try_post("/v3/kv/range", r#"{"key":"AA=="}"#)
+                .ok()
+                .filter(|b| b.contains("header"))
         });
         etcd
     }
@@ -90,28 +115,48 @@ impl Etcd {
 
     /// POSTs to the JSON gateway and returns the body; panics on a non-200 answer.
     pub fn post(&self, path: &str, body: &str) -> String {
-        let resp = self.try_post(path, body).unwrap_or_else(|e| panic!("etcd {path}: {e}"));
-        assert!(resp.starts_with("HTTP/1.1 200"), "etcd {path} {body}: {resp}");
+        let resp = self
+            .try_post(path, body)
+            .unwrap_or_else(|e| panic!("etcd {path}: {e}"));
+        assert!(
+            resp.starts_with("HTTP/1.1 200"),
+            "etcd {path} {body}: {resp}"
+        );
         resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
     }
 
     /// Writes a key.
     pub fn put(&self, key: &str, value: &str) {
-        self.post("/v3/kv/put", &format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value)));
+        self.post(
+            "/v3/kv/put",
+            &format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value)),
+        );
     }
 
     /// Writes several keys in one transaction (one revision).
     pub fn put_all(&self, kvs: &[(&str, &str)]) {
         let ops: Vec<String> = kvs
             .iter()
-            .map(|(k, v)| format!(r#"{{"request_put":{{"key":"{}","value":"{}"}}}}"#, b64(k), b64(v)))
+            .map(|(k, v)| {
+                format!(
+                    r#"{{"request_put":{{"key":"{}","value":"{}"}}}}"#,
+                    b64(k),
+                    b64(v)
+                )
+            })
             .collect();
-        self.post("/v3/kv/txn", &format!(r#"{{"success":[{}]}}"#, ops.join(",")));
+        self.post(
+            "/v3/kv/txn",
+            &format!(r#"{{"success":[{}]}}"#, ops.join(",")),
+        );
     }
 
     /// Deletes a key.
     pub fn delete(&self, key: &str) {
-        self.post("/v3/kv/deleterange", &format!(r#"{{"key":"{}"}}"#, b64(key)));
+        self.post(
+            "/v3/kv/deleterange",
+            &format!(r#"{{"key":"{}"}}"#, b64(key)),
+        );
     }
 
     /// The log etcd wrote, for failure messages.
@@ -145,7 +190,11 @@ pub fn reconfd() -> Command {
 
 /// Runs a command to completion with a bounded wait (60 s), killing it if it hangs.
 pub fn run(mut cmd: Command) -> Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if child.try_wait().unwrap().is_some() {
