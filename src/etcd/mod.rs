@@ -1,8 +1,7 @@
 //! etcd access: connecting with the configured endpoints, credentials and TLS, and reading
 //! every watched key at one revision so a pass renders one consistent state.
 //!
-//! It hides the etcd-client crate from the rest of reconfd; watching, failover and token
-//! refresh live here too when they land.
+//! It hides the etcd-client crate from the rest of reconfd. [`watch`] follows changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +12,8 @@ use etcd_client::{Client, ConnectOptions, GetOptions, TlsOptions, Txn, TxnOp, Tx
 use crate::config::EtcdSettings;
 use crate::keys;
 use crate::store::KvView;
+
+pub mod watch;
 
 /// etcd's default limit of operations in one transaction (`--max-txn-ops`).
 const MAX_TXN_OPS: usize = 128;
@@ -59,6 +60,11 @@ pub struct Snapshot {
     pub revision: i64,
     /// Full key → value.
     pub kvs: BTreeMap<String, String>,
+    /// The revision of the snapshot published before this one (0 for the first).
+    pub since: i64,
+    /// Full keys whose value differs from the snapshot at `since` (put, changed or deleted),
+    /// so a resource can tell cheaply whether a change concerns it.
+    pub changed: Vec<String>,
 }
 
 impl Snapshot {
@@ -78,6 +84,29 @@ impl Snapshot {
             }
         }
         KvView::new(self.revision, prefix, entries)
+    }
+
+    /// Whether any key in `changed` is covered by one of `watched` (full keys).
+    pub fn touches(&self, watched: &[String]) -> bool {
+        self.changed
+            .iter()
+            .any(|k| watched.iter().any(|w| keys::covers(w, k)))
+    }
+
+    /// The next snapshot after `self`, holding `kvs` at `revision`; `changed` lists what differs.
+    pub fn successor(&self, revision: i64, kvs: BTreeMap<String, String>) -> Snapshot {
+        let mut changed: Vec<String> = kvs
+            .iter()
+            .filter(|(k, v)| self.kvs.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        changed.extend(self.kvs.keys().filter(|k| !kvs.contains_key(*k)).cloned());
+        Snapshot {
+            revision,
+            kvs,
+            since: self.revision,
+            changed,
+        }
     }
 }
 

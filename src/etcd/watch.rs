@@ -1,0 +1,306 @@
+//! The etcd task: keeps a local copy of every watched key and follows etcd's watch, so no
+//! etcd read happens per change in steady state and no change is ever missed.
+//!
+//! - At start (and after a compaction) it reads every watched key at one revision R.
+//! - It watches, on one stream, the smallest key range covering every watched key, from R+1.
+//!   One watcher means every response is a whole revision, so each published snapshot is a
+//!   consistent state; events for keys in the range but not watched are dropped here.
+//! - Any stream error, end of stream or reconnect resumes from the last applied revision + 1.
+//!   A compacted start revision triggers a full re-read at a fresh revision.
+//! - It publishes an immutable [`Snapshot`] per applied revision on a `watch` channel; the
+//!   snapshot lists the keys that changed since the previous one.
+//!
+//! Waits on: the etcd watch stream, a backoff timer, cancellation. Sends: snapshots.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{EventType, WatchOptions};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::{connect, merge_prefixes, read, EtcdError, Snapshot};
+use crate::config::EtcdSettings;
+use crate::keys;
+
+/// Reconnect backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Why one watch session ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionEnd {
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    #[error("watch on {endpoints} failed: {source}")]
+    Watch {
+        endpoints: String,
+        source: etcd_client::Error,
+    },
+    #[error("watch on {0} ended")]
+    Closed(String),
+    #[error("watch was cancelled by etcd: {0}")]
+    Cancelled(String),
+    #[error("cancelled")]
+    Shutdown,
+}
+
+/// The key range `[start, end)` covering every watched key: a key `W` covers `W` and `W/…`,
+/// all of which sort in `[W, W + "0")` (`'0'` is the byte after `'/'`).
+pub fn covering_range(watched: &[String]) -> (String, String) {
+    let merged = merge_prefixes(watched);
+    let start = merged.first().cloned().unwrap_or_else(|| "/".into());
+    let end = merged
+        .iter()
+        .map(|w| {
+            if w == "/" {
+                "0".to_owned()
+            } else {
+                format!("{w}0")
+            }
+        })
+        .max()
+        .unwrap_or_else(|| "0".into());
+    (start, end)
+}
+
+/// Follows etcd until `cancel` fires, publishing a snapshot per applied revision.
+///
+/// The first snapshot is published after the first successful full read; until then the
+/// channel holds the empty snapshot at revision 0.
+pub async fn follow(
+    settings: EtcdSettings,
+    watched: Vec<String>,
+    tx: watch::Sender<Arc<Snapshot>>,
+    cancel: CancellationToken,
+) {
+    let prefixes = merge_prefixes(&watched);
+    let mut state = State {
+        rev: 0,
+        needs_read: true,
+        healthy: None,
+    };
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = session(&settings, &prefixes, &mut state, &tx, &cancel) => r,
+        };
+        match result {
+            Err(SessionEnd::Shutdown) => return,
+            Err(e) => {
+                let message = e.to_string();
+                if state.healthy.as_deref() != Some(message.as_str()) {
+                    error!(endpoints = %settings.endpoints.join(","), revision = state.rev, "{message}; retrying with backoff");
+                    state.healthy = Some(message);
+                }
+            }
+            Ok(()) => {}
+        }
+        let jitter =
+            Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff + jitter) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        if state.healthy.is_none() {
+            backoff = BACKOFF_MIN;
+        }
+    }
+}
+
+/// What survives from one session to the next.
+struct State {
+    /// Last revision applied to the local copy; the watch resumes from `rev + 1`.
+    rev: i64,
+    /// A full read is needed (start, compaction).
+    needs_read: bool,
+    /// `None` while healthy; the last error message while failing, so it is logged once.
+    healthy: Option<String>,
+}
+
+async fn session(
+    settings: &EtcdSettings,
+    prefixes: &[String],
+    state: &mut State,
+    tx: &watch::Sender<Arc<Snapshot>>,
+    cancel: &CancellationToken,
+) -> Result<(), SessionEnd> {
+    let endpoints = settings.endpoints.join(",");
+    let mut client = connect(settings).await?;
+    loop {
+        if state.needs_read {
+            let fresh = read(&mut client, &settings.endpoints, prefixes).await?;
+            let current = tx.borrow().clone();
+            let next = current.successor(fresh.revision, fresh.kvs);
+            info!(
+                revision = next.revision,
+                keys = next.kvs.len(),
+                changed = next.changed.len(),
+                "read every watched key"
+            );
+            state.rev = next.revision;
+            state.needs_read = false;
+            tx.send_replace(Arc::new(next));
+        }
+        if state.healthy.take().is_some() {
+            info!(endpoints = %endpoints, revision = state.rev, "etcd reachable again");
+        }
+        let (start, end) = covering_range(prefixes);
+        let opts = WatchOptions::new()
+            .with_range(end)
+            .with_start_revision(state.rev + 1)
+            .with_progress_notify();
+        let mut stream =
+            client
+                .watch(start, Some(opts))
+                .await
+                .map_err(|source| SessionEnd::Watch {
+                    endpoints: endpoints.clone(),
+                    source,
+                })?;
+        debug!(from = state.rev + 1, "watching");
+        loop {
+            let msg = tokio::select! {
+                _ = cancel.cancelled() => return Err(SessionEnd::Shutdown),
+                m = stream.message() => m,
+            };
+            let resp = match msg {
+                Ok(Some(r)) => r,
+                Ok(None) => return Err(SessionEnd::Closed(endpoints.clone())),
+                Err(source) => {
+                    return Err(SessionEnd::Watch {
+                        endpoints: endpoints.clone(),
+                        source,
+                    })
+                }
+            };
+            if resp.compact_revision() > 0 {
+                warn!(
+                    revision = state.rev,
+                    compacted = resp.compact_revision(),
+                    "etcd compacted past our revision; reading everything again"
+                );
+                state.needs_read = true;
+                break;
+            }
+            if resp.canceled() {
+                let reason = resp.cancel_reason().to_owned();
+                if reason.contains("invalid auth token") {
+                    client
+                        .refresh_token()
+                        .await
+                        .map_err(|source| SessionEnd::Watch {
+                            endpoints: endpoints.clone(),
+                            source,
+                        })?;
+                    break;
+                }
+                return Err(SessionEnd::Cancelled(reason));
+            }
+            if resp.events().is_empty() {
+                // Progress notification: everything up to the header revision was delivered.
+                if let Some(h) = resp.header() {
+                    state.rev = state.rev.max(h.revision());
+                }
+                continue;
+            }
+            apply(prefixes, state, tx, &resp);
+        }
+    }
+}
+
+/// Applies one watch response (one or more whole revisions) and publishes the result.
+fn apply(
+    prefixes: &[String],
+    state: &mut State,
+    tx: &watch::Sender<Arc<Snapshot>>,
+    resp: &etcd_client::WatchResponse,
+) {
+    let current = tx.borrow().clone();
+    let mut kvs: BTreeMap<String, String> = current.kvs.clone();
+    let mut changed = Vec::new();
+    let mut rev = state.rev;
+    for ev in resp.events() {
+        let Some(kv) = ev.kv() else { continue };
+        rev = rev.max(kv.mod_revision());
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        if !prefixes.iter().any(|p| keys::covers(p, &key)) {
+            continue;
+        }
+        match ev.event_type() {
+            EventType::Put => {
+                kvs.insert(
+                    key.clone(),
+                    String::from_utf8_lossy(kv.value()).into_owned(),
+                );
+            }
+            EventType::Delete => {
+                kvs.remove(&key);
+            }
+        }
+        changed.push(key);
+    }
+    state.rev = rev;
+    if changed.is_empty() {
+        return;
+    }
+    changed.sort();
+    changed.dedup();
+    debug!(
+        revision = rev,
+        changed = changed.len(),
+        "applied watch events"
+    );
+    tx.send_replace(Arc::new(Snapshot {
+        revision: rev,
+        kvs,
+        since: current.revision,
+        changed,
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covering_range_spans_every_watched_key() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            covering_range(&w(&["/services/apache"])),
+            ("/services/apache".into(), "/services/apache0".into())
+        );
+        assert_eq!(
+            covering_range(&w(&["/upstream", "/subdomain"])),
+            ("/subdomain".into(), "/upstream0".into())
+        );
+        assert_eq!(covering_range(&w(&["/"])), ("/".into(), "0".into()));
+        let (s, e) = covering_range(&w(&["/a/b"]));
+        for k in ["/a/b", "/a/b/c", "/a/b/c/d"] {
+            assert!(k >= s.as_str() && k < e.as_str(), "{k}");
+        }
+    }
+
+    #[test]
+    fn successor_lists_what_changed() {
+        let a = Snapshot {
+            revision: 5,
+            kvs: BTreeMap::from([("/a".into(), "1".into()), ("/b".into(), "2".into())]),
+            ..Default::default()
+        };
+        let b = a.successor(
+            9,
+            BTreeMap::from([("/a".into(), "1".into()), ("/c".into(), "3".into())]),
+        );
+        assert_eq!((b.since, b.revision), (5, 9));
+        let mut changed = b.changed.clone();
+        changed.sort();
+        assert_eq!(changed, vec!["/b", "/c"]);
+        assert!(b.touches(&["/c".into()]));
+        assert!(!b.touches(&["/a".into()]));
+    }
+}
