@@ -28,7 +28,11 @@ pub fn covers(watched: &str, key: &str) -> bool {
 
 /// Strips `prefix` from a full key, giving the key as templates see it (always with a leading `/`).
 pub fn strip(prefix: &str, key: &str) -> String {
-    let rest = if prefix == "/" { key } else { key.strip_prefix(prefix).unwrap_or(key) };
+    let rest = if prefix == "/" {
+        key
+    } else {
+        key.strip_prefix(prefix).unwrap_or(key)
+    };
     join("", rest)
 }
 

@@ -44,11 +44,15 @@ pub struct Template {
 impl Template {
     /// Reads and parses a template file; the engine follows the file name.
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
-        Ok(Self { path: path.to_owned() })
+        Ok(Self {
+            path: path.to_owned(),
+        })
     }
 
     /// Renders the template against one view of etcd.
     pub fn render(&self, _view: Arc<KvView>) -> Result<String, TemplateError> {
-        Err(TemplateError::GoNotSupported { path: self.path.clone() })
+        Err(TemplateError::GoNotSupported {
+            path: self.path.clone(),
+        })
     }
 }
