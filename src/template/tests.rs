@@ -720,3 +720,45 @@ fn example_database_sidecar() {
     let msg = render_err(SIDECAR, &[]);
     assert!(msg.contains(r#"key "/self/container/create_index" does not exist (etcd key "/dc1/self/container/create_index")"#), "{msg}");
 }
+
+/// The store examples of docs/templates.md.
+#[test]
+fn doc_store_examples() {
+    let data = &[
+        ("/services/apache/a", "10.0.0.9:80"),
+        ("/services/apache/b", "10.0.0.1:80"),
+        ("/services/apache/b/weight", "5"),
+    ];
+    let cases = [
+        (
+            r#"{{ getv(key="/services/apache/z", default="none") }}"#,
+            "none",
+        ),
+        (
+            r#"{{ getvs(pattern="/services/apache/*") | join(sep=" ") }}"#,
+            "10.0.0.1:80 10.0.0.9:80",
+        ),
+        (
+            r#"{% for kv in gets(pattern="/services/apache/*") %}{{ kv.key | base }}={{ kv.value }} {% endfor %}"#,
+            "a=10.0.0.9:80 b=10.0.0.1:80 ",
+        ),
+        (
+            r#"{{ ls(path="/services/apache") | join(sep=",") }}"#,
+            "a,b",
+        ),
+        (
+            r#"{{ lsdir(path="/services/apache") | join(sep=",") }}"#,
+            "b",
+        ),
+        (r#"{{ json(s='{"port": 80}') | get(key="port") }}"#, "80"),
+        (r#"{{ map(pairs=["a", 1]) | get(key="a") }}"#, "1"),
+        (r#"{{ "a:b:c" | split(sep=":") | join(sep=" ") }}"#, "a b c"),
+        (
+            r#"{% for i in [1, 2] %}{% set_global n = i %}{% endfor %}{{ n }}"#,
+            "2",
+        ),
+    ];
+    for (src, want) in cases {
+        assert_eq!(render(src, data), want, "{src}");
+    }
+}
