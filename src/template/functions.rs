@@ -1,0 +1,675 @@
+//! confd's template function set for Tera: the store functions (`getv`, `getvs`, `get`,
+//! `gets`, `ls`, `lsdir`, `exists`), which read the [`KvView`] of the render in progress, and
+//! the helpers (`base`, `split`, `json`, `seq`, `lookupIP`, ...), with the filter forms the
+//! interface contract names.
+//!
+//! Every function takes keyword arguments only (Tera has no positional ones), rejects
+//! arguments it does not know (so a typo such as `defualt=` fails instead of being ignored),
+//! and prefixes its errors with its own name. docs/templates.md is the reference for authors.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use tera::{Error, Kwargs, State, Tera, TeraResult, Value};
+
+use crate::store::{gopath, KvView};
+
+thread_local! {
+    /// The view the render running on this thread reads; set by [`ViewScope`].
+    static CURRENT_VIEW: RefCell<Option<Arc<KvView>>> = const { RefCell::new(None) };
+}
+
+/// Makes `view` the one the store functions read on this thread until dropped.
+///
+/// Tera renders synchronously on the calling thread, so a thread-local slot gives every
+/// render exactly its own view, lets renders of one template run on several threads at
+/// once, and needs no lock. Dropping restores whatever was set before (also on panic).
+pub(crate) struct ViewScope {
+    previous: Option<Arc<KvView>>,
+}
+
+impl ViewScope {
+    /// Installs `view` for the current thread.
+    pub(crate) fn enter(view: Arc<KvView>) -> Self {
+        let previous = CURRENT_VIEW.with(|slot| slot.replace(Some(view)));
+        Self { previous }
+    }
+}
+
+impl Drop for ViewScope {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CURRENT_VIEW.with(|slot| *slot.borrow_mut() = previous);
+    }
+}
+
+/// The view of the render in progress on this thread.
+fn current_view() -> TeraResult<Arc<KvView>> {
+    CURRENT_VIEW
+        .with(|slot| slot.borrow().clone())
+        .ok_or_else(|| {
+            Error::message("store functions can only be called while rendering against etcd data")
+        })
+}
+
+/// Registers every function and filter on `tera`. Must run before templates are added:
+/// Tera resolves function and filter names when it compiles a template.
+pub(crate) fn register(tera: &mut Tera) {
+    // Store functions.
+    func(tera, "getv", &["key", "default"], getv);
+    func(tera, "getvs", &["pattern"], |kw| {
+        let p = str_arg(kw, "pattern")?;
+        Ok(current_view()?.getvs(p).map_err(Error::message)?.into())
+    });
+    func(tera, "get", &["key"], |kw| {
+        let key = str_arg(kw, "key")?;
+        let view = current_view()?;
+        match view.get(key) {
+            Some(v) => Ok(kv_value(key, v)),
+            None => Err(missing_key(&view, key)),
+        }
+    });
+    func(tera, "gets", &["pattern"], |kw| {
+        let p = str_arg(kw, "pattern")?;
+        let items = current_view()?.gets(p).map_err(Error::message)?;
+        Ok(Value::from(
+            items
+                .iter()
+                .map(|(k, v)| kv_value(k, v))
+                .collect::<Vec<_>>(),
+        ))
+    });
+    func(tera, "ls", &["path"], |kw| {
+        Ok(current_view()?.ls(str_arg(kw, "path")?).into())
+    });
+    func(tera, "lsdir", &["path"], |kw| {
+        Ok(current_view()?.lsdir(str_arg(kw, "path")?).into())
+    });
+    func(tera, "exists", &["key"], |kw| {
+        Ok(current_view()?.exists(str_arg(kw, "key")?).into())
+    });
+
+    // Path and string helpers; the first six are filters too (the interface contract).
+    func(tera, "base", &["path"], |kw| {
+        Ok(gopath::base(str_arg(kw, "path")?).into())
+    });
+    func(tera, "dir", &["path"], |kw| {
+        Ok(gopath::dir(str_arg(kw, "path")?).into())
+    });
+    func(tera, "split", &["s", "sep"], |kw| {
+        Ok(split(str_arg(kw, "s")?, str_arg(kw, "sep")?))
+    });
+    func(tera, "join", &["list", "sep"], |kw| {
+        join(list_arg(kw, "list")?, str_arg(kw, "sep")?)
+    });
+    func(tera, "toUpper", &["s"], |kw| {
+        Ok(str_arg(kw, "s")?.to_uppercase().into())
+    });
+    func(tera, "toLower", &["s"], |kw| {
+        Ok(str_arg(kw, "s")?.to_lowercase().into())
+    });
+    filter(tera, "base", &[], |v, _| {
+        Ok(gopath::base(str_input(v)?).into())
+    });
+    filter(tera, "dir", &[], |v, _| {
+        Ok(gopath::dir(str_input(v)?).into())
+    });
+    // Replaces Tera's own `split(pat=)`; `pat=` is still accepted for Tera habits.
+    filter(tera, "split", &["sep", "pat"], |v, kw| {
+        let sep = match opt_str_arg(kw, "sep")? {
+            Some(s) => s,
+            None => str_arg(kw, "pat").map_err(|_| Error::message("missing argument `sep`"))?,
+        };
+        Ok(split(str_input(v)?, sep))
+    });
+    // `join(sep=)` as a filter is Tera's built-in one, which already has this signature.
+    filter(tera, "toUpper", &[], |v, _| {
+        Ok(str_input(v)?.to_uppercase().into())
+    });
+    filter(tera, "toLower", &[], |v, _| {
+        Ok(str_input(v)?.to_lowercase().into())
+    });
+
+    func(tera, "contains", &["s", "substr"], |kw| {
+        Ok(str_arg(kw, "s")?.contains(str_arg(kw, "substr")?).into())
+    });
+    func(tera, "replace", &["s", "old", "new", "n"], |kw| {
+        let n = opt_int_arg(kw, "n")?.unwrap_or(-1);
+        Ok(replace(
+            str_arg(kw, "s")?,
+            str_arg(kw, "old")?,
+            str_arg(kw, "new")?,
+            n,
+        )
+        .into())
+    });
+    func(tera, "trimSuffix", &["s", "suffix"], |kw| {
+        Ok(trim_suffix(str_arg(kw, "s")?, str_arg(kw, "suffix")?).into())
+    });
+    filter(tera, "trimSuffix", &["suffix"], |v, kw| {
+        Ok(trim_suffix(str_input(v)?, str_arg(kw, "suffix")?).into())
+    });
+
+    // Data helpers.
+    func(tera, "json", &["s"], |kw| json_object(str_arg(kw, "s")?));
+    func(tera, "jsonArray", &["s"], |kw| {
+        json_array(str_arg(kw, "s")?)
+    });
+    filter(tera, "json", &[], |v, _| json_object(str_input(v)?));
+    filter(tera, "jsonArray", &[], |v, _| json_array(str_input(v)?));
+    func(tera, "map", &["pairs"], |kw| {
+        make_map(list_arg(kw, "pairs")?)
+    });
+    func(tera, "getenv", &["name", "default"], |kw| {
+        let default = opt_str_arg(kw, "default")?.unwrap_or("");
+        Ok(getenv(str_arg(kw, "name")?, default).into())
+    });
+    func(tera, "datetime", &["format", "utc"], |kw| {
+        let utc = opt_bool_arg(kw, "utc")?.unwrap_or(false);
+        datetime(opt_str_arg(kw, "format")?, utc).map(Value::from)
+    });
+    func(tera, "seq", &["start", "end"], |kw| {
+        seq(int_arg(kw, "start")?, int_arg(kw, "end")?)
+    });
+    func(tera, "atoi", &["s"], |kw| {
+        atoi(str_arg(kw, "s")?).map(Value::from)
+    });
+    filter(tera, "atoi", &[], |v, _| {
+        atoi(str_input(v)?).map(Value::from)
+    });
+    arith(tera, "add", |a, b| Ok(a.wrapping_add(b)));
+    arith(tera, "sub", |a, b| Ok(a.wrapping_sub(b)));
+    arith(tera, "mul", |a, b| Ok(a.wrapping_mul(b)));
+    arith(tera, "div", |a, b| nonzero(b).map(|b| a.wrapping_div(b)));
+    arith(tera, "mod", |a, b| nonzero(b).map(|b| a.wrapping_rem(b)));
+    func(tera, "base64Encode", &["s"], |kw| {
+        Ok(b64_encode(str_arg(kw, "s")?).into())
+    });
+    func(tera, "base64Decode", &["s"], |kw| {
+        b64_decode(str_arg(kw, "s")?).map(Value::from)
+    });
+    filter(tera, "base64Encode", &[], |v, _| {
+        Ok(b64_encode(str_input(v)?).into())
+    });
+    filter(tera, "base64Decode", &[], |v, _| {
+        b64_decode(str_input(v)?).map(Value::from)
+    });
+    func(tera, "parseBool", &["s"], |kw| {
+        parse_bool(str_arg(kw, "s")?).map(Value::from)
+    });
+    filter(tera, "parseBool", &[], |v, _| {
+        parse_bool(str_input(v)?).map(Value::from)
+    });
+
+    // List helpers. `reverse` as a filter is Tera's built-in one.
+    func(tera, "reverse", &["list"], |kw| {
+        Ok(list_arg(kw, "list")?
+            .iter()
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into())
+    });
+    func(tera, "sortByLength", &["list"], |kw| {
+        sort_by_length(list_arg(kw, "list")?)
+    });
+    func(tera, "sortKVByLength", &["list"], |kw| {
+        sort_kv_by_length(list_arg(kw, "list")?)
+    });
+    filter(tera, "sortByLength", &[], |v, _| {
+        sort_by_length(list_input(v)?)
+    });
+    filter(tera, "sortKVByLength", &[], |v, _| {
+        sort_kv_by_length(list_input(v)?)
+    });
+
+    // Host lookups.
+    func(tera, "lookupIP", &["name"], |kw| {
+        Ok(lookup_ip(str_arg(kw, "name")?, |_| true).into())
+    });
+    func(tera, "lookupIPV4", &["name"], |kw| {
+        Ok(lookup_ip(str_arg(kw, "name")?, |ip| ip.is_ipv4()).into())
+    });
+    func(tera, "lookupIPV6", &["name"], |kw| {
+        Ok(lookup_ip(str_arg(kw, "name")?, |ip| ip.is_ipv6()).into())
+    });
+    func(tera, "lookupSRV", &["service", "proto", "name"], |kw| {
+        let (service, proto) = (str_arg(kw, "service")?, str_arg(kw, "proto")?);
+        Ok(lookup_srv(service, proto, str_arg(kw, "name")?))
+    });
+    func(tera, "fileExists", &["path"], |kw| {
+        Ok(file_exists(str_arg(kw, "path")?).into())
+    });
+}
+
+// ---- registration and argument helpers ----
+
+/// Registers a function that checks its argument names and prefixes its errors with its name.
+fn func<F>(tera: &mut Tera, name: &'static str, allowed: &'static [&'static str], f: F)
+where
+    F: Fn(&Kwargs) -> TeraResult<Value> + Send + Sync + 'static,
+{
+    tera.register_function(name, move |kw: Kwargs, _: &State| {
+        check_args(&kw, allowed)
+            .and_then(|()| f(&kw))
+            .map_err(|e| Error::message(format!("{name}: {e}")))
+    });
+}
+
+/// Registers a filter the same way as [`func`]; `f` gets the filtered value and the kwargs.
+fn filter<F>(tera: &mut Tera, name: &'static str, allowed: &'static [&'static str], f: F)
+where
+    F: Fn(&Value, &Kwargs) -> TeraResult<Value> + Send + Sync + 'static,
+{
+    tera.register_filter(name, move |v: &Value, kw: Kwargs, _: &State| {
+        check_args(&kw, allowed)
+            .and_then(|()| f(v, &kw))
+            .map_err(|e| Error::message(format!("filter {name}: {e}")))
+    });
+}
+
+/// Registers one of the integer operations `name(a=, b=)`.
+fn arith(tera: &mut Tera, name: &'static str, op: fn(i64, i64) -> TeraResult<i64>) {
+    func(tera, name, &["a", "b"], move |kw| {
+        op(int_arg(kw, "a")?, int_arg(kw, "b")?).map(Value::from)
+    });
+}
+
+fn check_args(kw: &Kwargs, allowed: &[&str]) -> TeraResult<()> {
+    for (k, _) in kw.iter() {
+        let name = k.as_str().unwrap_or("");
+        if !allowed.contains(&name) {
+            let known = if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(Error::message(format!(
+                "unknown argument `{name}` (arguments: {known})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn type_error(name: &str, want: &str, got: &Value) -> Error {
+    Error::message(format!(
+        "argument `{name}` must be {want}, got {}",
+        got.name()
+    ))
+}
+
+fn opt_arg<'k>(kw: &'k Kwargs, name: &'static str) -> TeraResult<Option<&'k Value>> {
+    kw.get::<&Value>(name)
+}
+
+fn arg<'k>(kw: &'k Kwargs, name: &'static str) -> TeraResult<&'k Value> {
+    opt_arg(kw, name)?.ok_or_else(|| Error::message(format!("missing argument `{name}`")))
+}
+
+fn str_arg<'k>(kw: &'k Kwargs, name: &'static str) -> TeraResult<&'k str> {
+    let v = arg(kw, name)?;
+    v.as_str().ok_or_else(|| type_error(name, "a string", v))
+}
+
+fn opt_str_arg<'k>(kw: &'k Kwargs, name: &'static str) -> TeraResult<Option<&'k str>> {
+    match opt_arg(kw, name)? {
+        None => Ok(None),
+        Some(v) => v
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| type_error(name, "a string", v)),
+    }
+}
+
+fn opt_bool_arg(kw: &Kwargs, name: &'static str) -> TeraResult<Option<bool>> {
+    match opt_arg(kw, name)? {
+        None => Ok(None),
+        Some(v) => v
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| type_error(name, "true or false", v)),
+    }
+}
+
+fn opt_int_arg(kw: &Kwargs, name: &'static str) -> TeraResult<Option<i64>> {
+    match opt_arg(kw, name)? {
+        None => Ok(None),
+        Some(v) => match kw.get::<i64>(name) {
+            Ok(n) => Ok(n),
+            Err(_) => Err(type_error(
+                name,
+                "an integer (use atoi or `| int` on strings)",
+                v,
+            )),
+        },
+    }
+}
+
+fn int_arg(kw: &Kwargs, name: &'static str) -> TeraResult<i64> {
+    opt_int_arg(kw, name)?.ok_or_else(|| Error::message(format!("missing argument `{name}`")))
+}
+
+fn list_arg<'k>(kw: &'k Kwargs, name: &'static str) -> TeraResult<&'k [Value]> {
+    let v = arg(kw, name)?;
+    v.as_array().ok_or_else(|| type_error(name, "a list", v))
+}
+
+fn str_input(v: &Value) -> TeraResult<&str> {
+    v.as_str()
+        .ok_or_else(|| Error::message(format!("expects a string, got {}", v.name())))
+}
+
+fn list_input(v: &Value) -> TeraResult<&[Value]> {
+    v.as_array()
+        .ok_or_else(|| Error::message(format!("expects a list, got {}", v.name())))
+}
+
+// ---- store functions ----
+
+/// `{key, value}`, the shape of confd's KVPair (`.Key`, `.Value`).
+fn kv_value(key: &str, value: &str) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert("key", Value::from(key));
+    m.insert("value", Value::from(value));
+    Value::from(m)
+}
+
+/// The missing-key error: the key as the template asked for it and the etcd key looked up.
+fn missing_key(view: &KvView, key: &str) -> Error {
+    Error::message(format!(
+        "key {key:?} does not exist (etcd key {:?})",
+        view.full_key(key)
+    ))
+}
+
+fn getv(kw: &Kwargs) -> TeraResult<Value> {
+    let key = str_arg(kw, "key")?;
+    let view = current_view()?;
+    match (view.get(key), opt_arg(kw, "default")?) {
+        (Some(v), _) => Ok(v.into()),
+        (None, Some(default)) => Ok(default.clone()),
+        (None, None) => Err(missing_key(&view, key)),
+    }
+}
+
+// ---- helpers ----
+
+/// Go's `strings.Split`: an empty separator splits into single characters.
+fn split(s: &str, sep: &str) -> Value {
+    let parts: Vec<Value> = if sep.is_empty() {
+        s.chars().map(Value::from).collect()
+    } else {
+        s.split(sep).map(Value::from).collect()
+    };
+    parts.into()
+}
+
+fn join(list: &[Value], sep: &str) -> TeraResult<Value> {
+    let parts: Vec<String> = list
+        .iter()
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        .collect();
+    Ok(parts.join(sep).into())
+}
+
+/// Go's `strings.Replace`: the first `n` matches, all when `n < 0`, none when `n == 0`.
+fn replace(s: &str, old: &str, new: &str, n: i64) -> String {
+    match usize::try_from(n) {
+        Ok(count) => s.replacen(old, new, count),
+        Err(_) => s.replace(old, new),
+    }
+}
+
+fn trim_suffix<'a>(s: &'a str, suffix: &str) -> &'a str {
+    s.strip_suffix(suffix).unwrap_or(s)
+}
+
+/// JSON to Tera values; object keys sorted, as Go's templates range over maps in key order.
+fn from_json(j: serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::Null => Value::none(),
+        J::Bool(b) => b.into(),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.into(),
+            (None, Some(u)) => u.into(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into(),
+        },
+        J::String(s) => s.into(),
+        J::Array(a) => a.into_iter().map(from_json).collect::<Vec<_>>().into(),
+        J::Object(o) => o
+            .into_iter()
+            .map(|(k, v)| (k, from_json(v)))
+            .collect::<BTreeMap<_, _>>()
+            .into(),
+    }
+}
+
+fn json_object(s: &str) -> TeraResult<Value> {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(j @ serde_json::Value::Object(_)) => Ok(from_json(j)),
+        Ok(_) => Err(Error::message(
+            "the JSON is not an object (use jsonArray for a list)",
+        )),
+        Err(e) => Err(Error::message(format!("invalid JSON: {e}"))),
+    }
+}
+
+fn json_array(s: &str) -> TeraResult<Value> {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(j @ serde_json::Value::Array(_)) => Ok(from_json(j)),
+        Ok(_) => Err(Error::message(
+            "the JSON is not an array (use json for an object)",
+        )),
+        Err(e) => Err(Error::message(format!("invalid JSON: {e}"))),
+    }
+}
+
+/// confd's `map k1 v1 k2 v2`: a flat list of alternating string keys and values.
+fn make_map(pairs: &[Value]) -> TeraResult<Value> {
+    if pairs.len() % 2 != 0 {
+        return Err(Error::message(
+            "`pairs` needs an even number of items: key, value, key, value, ...",
+        ));
+    }
+    let mut m = BTreeMap::new();
+    for kv in pairs.chunks(2) {
+        let key = kv[0].as_str().ok_or_else(|| {
+            Error::message(format!("map keys must be strings, got {}", kv[0].name()))
+        })?;
+        m.insert(key.to_owned(), kv[1].clone());
+    }
+    Ok(m.into())
+}
+
+/// confd's `getenv`: an unset or empty variable gives the default.
+fn getenv(name: &str, default: &str) -> String {
+    match std::env::var_os(name) {
+        Some(v) if !v.is_empty() => v.to_string_lossy().into_owned(),
+        _ => default.to_owned(),
+    }
+}
+
+/// The current time: RFC 3339 by default, else a chrono strftime `format`.
+fn datetime(format: Option<&str>, utc: bool) -> TeraResult<String> {
+    use chrono::{SecondsFormat, Utc};
+    use std::fmt::Write as _;
+    let now = Utc::now();
+    let mut out = String::new();
+    let res = match (format, utc) {
+        (None, true) => return Ok(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        (None, false) => {
+            return Ok(now
+                .with_timezone(&chrono::Local)
+                .to_rfc3339_opts(SecondsFormat::Secs, false))
+        }
+        (Some(f), true) => write!(out, "{}", now.format(f)),
+        (Some(f), false) => write!(out, "{}", now.with_timezone(&chrono::Local).format(f)),
+    };
+    res.map_err(|_| {
+        Error::message(format!(
+            "invalid strftime format {:?}",
+            format.unwrap_or("")
+        ))
+    })?;
+    Ok(out)
+}
+
+/// The most items `seq` will produce, so a typo cannot exhaust memory.
+const MAX_SEQ: i64 = 100_000;
+
+/// GNU-`seq`-like inclusive range; empty when `end < start`.
+fn seq(start: i64, end: i64) -> TeraResult<Value> {
+    if end < start {
+        return Ok(Vec::<i64>::new().into());
+    }
+    if (end as i128) - (start as i128) >= MAX_SEQ as i128 {
+        return Err(Error::message(format!(
+            "would produce more than {MAX_SEQ} numbers"
+        )));
+    }
+    Ok((start..=end).collect::<Vec<i64>>().into())
+}
+
+/// Go's `strconv.Atoi`: optional sign and decimal digits, nothing else.
+fn atoi(s: &str) -> TeraResult<i64> {
+    s.parse::<i64>()
+        .map_err(|_| Error::message(format!("{s:?} is not a decimal integer")))
+}
+
+fn nonzero(b: i64) -> TeraResult<i64> {
+    if b == 0 {
+        Err(Error::message("integer division by zero"))
+    } else {
+        Ok(b)
+    }
+}
+
+/// Go's `base64.StdEncoding`: padded; decoding skips CR and LF and ignores trailing bits.
+const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+fn b64_encode(s: &str) -> String {
+    B64.encode(s)
+}
+
+fn b64_decode(s: &str) -> TeraResult<String> {
+    let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+    let bytes = B64
+        .decode(cleaned)
+        .map_err(|e| Error::message(format!("invalid base64: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| Error::message("the decoded data is not UTF-8 text"))
+}
+
+/// Go's `strconv.ParseBool` spellings.
+fn parse_bool(s: &str) -> TeraResult<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(Error::message(format!(
+            "{s:?} is not a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)"
+        ))),
+    }
+}
+
+/// Strings by byte length (Go's `len`), shortest first; equal lengths keep their order.
+fn sort_by_length(list: &[Value]) -> TeraResult<Value> {
+    let mut items: Vec<(usize, &Value)> = Vec::with_capacity(list.len());
+    for v in list {
+        let s = v.as_str().ok_or_else(|| {
+            Error::message(format!("list items must be strings, got {}", v.name()))
+        })?;
+        items.push((s.len(), v));
+    }
+    items.sort_by_key(|(len, _)| *len);
+    Ok(items
+        .into_iter()
+        .map(|(_, v)| v.clone())
+        .collect::<Vec<_>>()
+        .into())
+}
+
+/// `{key, value}` items (from `gets`) by the byte length of `key`; stable.
+fn sort_kv_by_length(list: &[Value]) -> TeraResult<Value> {
+    let mut items: Vec<(usize, &Value)> = Vec::with_capacity(list.len());
+    for v in list {
+        let key = v
+            .get_from_path("key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Error::message("list items must be {key, value} maps, as gets returns")
+            })?;
+        items.push((key.len(), v));
+    }
+    items.sort_by_key(|(len, _)| *len);
+    Ok(items
+        .into_iter()
+        .map(|(_, v)| v.clone())
+        .collect::<Vec<_>>()
+        .into())
+}
+
+/// The host's addresses as sorted, unique strings; empty when the lookup fails (as confd).
+fn lookup_ip(name: &str, keep: impl Fn(&IpAddr) -> bool) -> Vec<String> {
+    let addrs = match (name, 0u16).to_socket_addrs() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(name, error = %e, "lookupIP failed; using no addresses");
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<String> = addrs
+        .map(|sa| canonical_ip(sa.ip()))
+        .filter(|ip| keep(ip))
+        .map(|ip| ip.to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// IPv4-mapped IPv6 addresses print as IPv4, as Go's `net.IP.String` does.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// SRV records as `{target, port, priority, weight}`, in confd's order; empty on failure.
+fn lookup_srv(service: &str, proto: &str, name: &str) -> Value {
+    let records = match super::dns::lookup_srv(service, proto, name) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(service, proto, name, error = %e, "lookupSRV failed; using no records");
+            Vec::new()
+        }
+    };
+    records
+        .into_iter()
+        .map(|r| {
+            let mut m = BTreeMap::new();
+            m.insert("target", Value::from(r.target));
+            m.insert("port", Value::from(r.port));
+            m.insert("priority", Value::from(r.priority));
+            m.insert("weight", Value::from(r.weight));
+            Value::from(m)
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// confd's `fileExists`: false only when the path does not exist (a permission error is true).
+fn file_exists(path: &str) -> bool {
+    !matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
