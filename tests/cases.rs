@@ -65,6 +65,7 @@ fn run_case(case: &Path) -> Result<(), String> {
     let snapshot = Snapshot {
         revision: 1,
         kvs: data,
+        ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
