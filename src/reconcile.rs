@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::{error, info, info_span, Instrument};
+use tracing::{debug, error, info, info_span, Instrument};
 
 use crate::install::{self, FileSpec, Hooks, InstallError, Outcome, ShellCommand};
 use crate::resource::Resource;
