@@ -83,7 +83,8 @@ impl Prepared {
                 Ok(Outcome::Unchanged) => {
                     info!(elapsed_ms = started.elapsed().as_millis() as u64, "in sync")
                 }
-                Ok(outcome) => info!(
+                // The install pipeline already logged what it installed and why.
+                Ok(outcome) => debug!(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "{}",
                     outcome_text(outcome)
