@@ -62,18 +62,34 @@ impl Prepared {
         view: Arc<KvView>,
         noop: bool,
     ) -> Result<Outcome, ReconcileError> {
+        self.reconcile_with(
+            view,
+            &mut install::Options {
+                noop,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// [`Prepared::reconcile`] with the daemon's install options (reload budget, owed reload).
+    pub async fn reconcile_with(
+        &self,
+        view: Arc<KvView>,
+        options: &mut install::Options<'_>,
+    ) -> Result<Outcome, ReconcileError> {
         let r = &self.resource;
         let revision = view.revision;
         let span = info_span!("reconcile", resource = %r.name, dest = %r.dest.display(), revision);
         async move {
             let started = Instant::now();
             let result = match self.template.render(view) {
-                Ok(rendered) => install::install(
+                Ok(rendered) => install::install_with(
                     &r.name,
                     &self.file_spec(),
                     &self.hooks(),
                     rendered.as_bytes(),
-                    noop,
+                    options,
                 )
                 .await
                 .map_err(ReconcileError::from),
@@ -102,6 +118,8 @@ fn outcome_text(o: &Outcome) -> &'static str {
     match o {
         Outcome::Unchanged => "in sync",
         Outcome::WouldInstall { .. } => "would change (noop)",
+        Outcome::Deferred { .. } => "deferred by the reload limit",
+        Outcome::Reloaded => "reloaded (owed from an earlier failure)",
         Outcome::Installed { reloaded: true, .. } => "installed and reloaded",
         Outcome::Installed {
             reloaded: false, ..

@@ -203,6 +203,14 @@ pub enum Outcome {
         /// Unified diff of live vs rendered content (empty when only owner or mode differ).
         diff: String,
     },
+    /// The file would change but the reload budget is spent: nothing was installed, and
+    /// the caller should try again (with the then latest render) at `until`.
+    Deferred {
+        /// When a reload is permitted again.
+        until: std::time::Instant,
+    },
+    /// The file was already right, but a reload owed from an earlier failed attempt ran.
+    Reloaded,
     /// The new file is in place (and the reload, if any, succeeded).
     Installed {
         /// Why it was installed.
@@ -300,6 +308,35 @@ pub async fn install(
     rendered: &[u8],
     noop: bool,
 ) -> Result<Outcome, InstallError> {
+    let mut options = Options {
+        noop,
+        ..Options::default()
+    };
+    install_with(name, spec, hooks, rendered, &mut options).await
+}
+
+/// What the daemon adds to a plain install: a reload budget and a reload owed from before.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Stage and check only; never rename or reload.
+    pub noop: bool,
+    /// A previous install succeeded but its reload failed: run `reload_cmd` even when the
+    /// file is already right.
+    pub reload_owed: bool,
+    /// Asked once the file is known to change: `Ok` spends one reload from the budget,
+    /// `Err(t)` defers the install to `t` ([`Outcome::Deferred`]).
+    pub permit: Option<&'a mut (dyn FnMut() -> Result<(), std::time::Instant> + Send)>,
+}
+
+/// [`install`] with the daemon's [`Options`].
+pub async fn install_with(
+    name: &str,
+    spec: &FileSpec,
+    hooks: &Hooks,
+    rendered: &[u8],
+    options: &mut Options<'_>,
+) -> Result<Outcome, InstallError> {
+    let noop = options.noop;
     let dest = spec.dest.as_path();
     let prepared = blocking(dest, {
         let spec = spec.clone();
@@ -314,8 +351,25 @@ pub async fn install(
     }) = prepared
     else {
         tracing::debug!(resource = name, dest = %dest.display(), "in sync");
+        if let (true, false, Some(reload)) = (options.reload_owed, noop, &hooks.reload) {
+            command::run_logged(name, "reload_cmd", reload, dest, dest, hooks.reload_timeout)
+                .await
+                .map_err(|error| InstallError::Reload {
+                    dest: dest.to_owned(),
+                    error,
+                })?;
+            return Ok(Outcome::Reloaded);
+        }
         return Ok(Outcome::Unchanged);
     };
+
+    if let (false, Some(permit)) = (noop, options.permit.as_mut()) {
+        if let Err(until) = permit() {
+            drop(staged);
+            tracing::info!(resource = name, dest = %dest.display(), "reload limit reached; install deferred");
+            return Ok(Outcome::Deferred { until });
+        }
+    }
 
     if let Some(check) = &hooks.check {
         let result = command::run_logged(
