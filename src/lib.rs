@@ -11,9 +11,11 @@
 //! - [`template`]: Tera templates with confd's function set.
 //! - [`install`]: compare, stage, check, rename, reload: the safe install pipeline.
 //! - [`reconcile`]: one render + install of one resource.
+//! - [`batch`]: when a resource reconciles: debounce, max wait, retry backoff, reload budget.
 //! - [`diag`], [`exit`], [`logging`]: diagnostics, exit codes, log setup.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod cli;
 pub mod cmd;
 pub mod config;
