@@ -7,7 +7,10 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `level` is a level or an `EnvFilter` directive.
 pub fn init(level: &str) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, bad) = match EnvFilter::try_new(level) {
+        Ok(f) => (f, false),
+        Err(_) => (EnvFilter::new("info"), true),
+    };
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let registry = tracing_subscriber::registry().with(filter);
     if under_journal {
@@ -26,5 +29,8 @@ pub fn init(level: &str) {
         let _ = registry.with(fmt.without_time()).try_init();
     } else {
         let _ = registry.with(fmt).try_init();
+    }
+    if bad {
+        tracing::warn!("invalid log level {level:?}; using info");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{BatchSettings, Dur, Mode, NameOrId, RateLimit, Settings};
+use crate::config::{BatchSettings, Dur, Mode, NameOrId, ReloadLimit, Settings};
 use crate::diag::Diagnostic;
 use crate::keys;
 
@@ -40,7 +40,7 @@ struct RawTemplate {
     reload_cmd: Option<Spanned<String>>,
     debounce: Option<Dur>,
     max_wait: Option<Dur>,
-    reload_limit: Option<RateLimit>,
+    reload_limit: Option<ReloadLimit>,
     check_timeout: Option<Dur>,
     reload_timeout: Option<Dur>,
 }
@@ -113,6 +113,7 @@ pub fn load_all(settings: &Settings) -> Loaded {
                 &dir,
                 format!("cannot read resource directory: {e}"),
             ));
+            loaded.failed.push(dir);
             return loaded;
         }
     };

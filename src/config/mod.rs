@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::diag::Diagnostic;
 use raw::RawConfig;
-pub use value::{Dur, Mode, NameOrId, RateLimit};
+pub use value::{Dur, Mode, NameOrId, RateLimit, ReloadLimit};
 
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/reconfd/reconfd.toml";
@@ -109,7 +109,7 @@ impl BatchSettings {
         Self {
             debounce: raw.debounce.map_or(self.debounce, |d| d.0),
             max_wait: raw.max_wait.map_or(self.max_wait, |d| d.0),
-            reload_limit: raw.reload_limit.or(self.reload_limit),
+            reload_limit: raw.reload_limit.map_or(self.reload_limit, |l| l.limit()),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::value::{Dur, RateLimit};
+use super::value::{Dur, ReloadLimit};
 
 /// The daemon config file.
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +60,6 @@ pub struct RawBatch {
     pub debounce: Option<Dur>,
     /// Longest a change waits under continuous churn.
     pub max_wait: Option<Dur>,
-    /// Reloads allowed per window, e.g. `"10/min"`.
-    pub reload_limit: Option<RateLimit>,
+    /// Reloads allowed per window, e.g. `"10/min"`, or `"none"`.
+    pub reload_limit: Option<ReloadLimit>,
 }

@@ -85,6 +85,36 @@ impl FromStr for RateLimit {
     }
 }
 
+/// `reload_limit` as written: a [`RateLimit`], or `"none"` (also `"unlimited"`, `"0"`) to
+/// switch the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadLimit {
+    /// No limit on reloads.
+    Unlimited,
+    /// At most this many reloads per window.
+    Limit(RateLimit),
+}
+
+impl FromStr for ReloadLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "none" | "unlimited" | "0" => Ok(ReloadLimit::Unlimited),
+            _ => s.parse().map(ReloadLimit::Limit),
+        }
+    }
+}
+
+impl ReloadLimit {
+    /// The limit, `None` when unlimited.
+    pub fn limit(self) -> Option<RateLimit> {
+        match self {
+            ReloadLimit::Unlimited => None,
+            ReloadLimit::Limit(l) => Some(l),
+        }
+    }
+}
+
 impl fmt::Display for RateLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.count, humantime::format_duration(self.per))
@@ -145,7 +175,7 @@ macro_rules! deserialize_from_str {
         }
     )*};
 }
-deserialize_from_str!(Dur, Mode, RateLimit);
+deserialize_from_str!(Dur, Mode, RateLimit, ReloadLimit);
 
 #[cfg(test)]
 mod tests {
@@ -190,6 +220,12 @@ mod tests {
         assert!("0/min".parse::<RateLimit>().is_err());
         assert!("10".parse::<RateLimit>().is_err());
         assert!("10/0s".parse::<RateLimit>().is_err());
+        assert_eq!(
+            "none".parse::<ReloadLimit>().unwrap(),
+            ReloadLimit::Unlimited
+        );
+        assert_eq!("0".parse::<ReloadLimit>().unwrap().limit(), None);
+        assert!("10/min".parse::<ReloadLimit>().unwrap().limit().is_some());
     }
 
     #[test]

@@ -258,6 +258,8 @@ pub async fn run(
         let mut sh = Command::new("/bin/sh");
         sh.arg("-c")
             .arg(&line)
+            // The etcd password must never reach a command.
+            .env_remove("RECONFD_ETCD_PASSWORD")
             .env("RECONFD_SRC", src)
             .env("RECONFD_DEST", dest)
             .stdin(Stdio::null())
