@@ -91,8 +91,13 @@ impl GlobalArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run as a daemon, following etcd's changes (not implemented yet: use `once`).
-    Run,
+    /// Run as a daemon: follow etcd's changes, batch them per resource, keep every
+    /// destination in line. SIGHUP reloads the configuration; SIGTERM stops.
+    Run {
+        /// Re-read etcd every SECS seconds instead of watching it (confd's interval mode).
+        #[arg(long, value_name = "SECS")]
+        interval: Option<u64>,
+    },
     /// Render every resource once from one consistent read of etcd, then exit
     /// (non-zero if any resource failed).
     Once,

@@ -11,7 +11,9 @@
 //! - [`template`]: Tera templates with confd's function set.
 //! - [`install`]: compare, stage, check, rename, reload: the safe install pipeline.
 //! - [`reconcile`]: one render + install of one resource.
-//! - [`batch`]: when a resource reconciles: debounce, max wait, retry backoff, reload budget.
+//! - [`batch`]: when to reconcile (debounce, max wait, reload limit, retries), sans I/O.
+//! - [`daemon`]: `reconfd run`: the supervisor and one actor per resource.
+//! - [`notify`]: systemd notifications.
 //! - [`diag`], [`exit`], [`logging`]: diagnostics, exit codes, log setup.
 #![deny(missing_docs)]
 
@@ -19,12 +21,14 @@ pub mod batch;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod etcd;
 pub mod exit;
 pub mod install;
 pub mod keys;
 pub mod logging;
+pub mod notify;
 pub mod reconcile;
 pub mod resource;
 pub mod store;

@@ -5,21 +5,35 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use reconfd::cli::{Cli, Command};
-use reconfd::{cmd, exit, logging};
+use reconfd::{cmd, daemon, exit, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let overrides = cli.global.overrides();
-    logging::init(overrides.log_level.as_deref().unwrap_or("info"));
+    // The level may come from the config file; errors in the file are reported by the
+    // subcommand itself, so here a broken file just means the default level.
+    let level = match &overrides.log_level {
+        Some(l) => l.clone(),
+        None => reconfd::config::Settings::assemble(&overrides)
+            .map_or_else(|_| "info".into(), |s| s.log_level),
+    };
+    logging::init(&level);
     let code = match &cli.command {
         Command::Check => cmd::check::run(&overrides),
         Command::Render { template, data } => {
             cmd::render::run(template, data, overrides.prefix.as_deref())
         }
         Command::Once => runtime().block_on(cmd::once::run(&overrides, cli.global.noop)),
-        Command::Run => {
-            eprintln!("reconfd run is not implemented yet; use `reconfd once` on a timer for now");
-            exit::USAGE
+        Command::Run { interval } => {
+            let source = match interval {
+                Some(0) => {
+                    eprintln!("--interval must be at least 1 second");
+                    return ExitCode::from(exit::USAGE);
+                }
+                Some(secs) => daemon::Source::Poll(std::time::Duration::from_secs(*secs)),
+                None => daemon::Source::Watch,
+            };
+            runtime().block_on(daemon::run(overrides, source, cli.global.noop))
         }
     };
     ExitCode::from(code)

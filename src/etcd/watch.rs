@@ -112,6 +112,54 @@ pub async fn follow(
     }
 }
 
+/// confd's interval mode: reads every watched key every `every` and publishes the state when
+/// it differs, instead of watching.
+pub async fn poll(
+    settings: EtcdSettings,
+    watched: Vec<String>,
+    every: Duration,
+    tx: watch::Sender<Arc<Snapshot>>,
+    cancel: CancellationToken,
+) {
+    let prefixes = merge_prefixes(&watched);
+    let mut failing: Option<String> = None;
+    loop {
+        let result = async {
+            let mut client = connect(&settings).await?;
+            read(&mut client, &settings.endpoints, &prefixes).await
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = result => r,
+        };
+        match result {
+            Ok(fresh) => {
+                if failing.take().is_some() {
+                    info!(revision = fresh.revision, "etcd reachable again");
+                }
+                let current = tx.borrow().clone();
+                if current.revision == 0 || current.kvs != fresh.kvs {
+                    tx.send_replace(Arc::new(current.successor(fresh.revision, fresh.kvs)));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if failing.as_deref() != Some(message.as_str()) {
+                    error!(
+                        "{message}; trying again in {}",
+                        humantime::format_duration(every)
+                    );
+                    failing = Some(message);
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 /// What survives from one session to the next.
 struct State {
     /// Last revision applied to the local copy; the watch resumes from `rev + 1`.

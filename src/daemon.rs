@@ -1,0 +1,303 @@
+//! `reconfd run`: the supervisor and the per-resource actors.
+//!
+//! Tasks (ntpd-rs style; see docs/architecture.md):
+//!
+//! - **etcd task** ([`crate::etcd::watch::follow`], or the poller with `--interval`): owns the
+//!   local copy of etcd; waits on the watch stream; sends `Arc<Snapshot>` on a `watch` channel.
+//! - **resource actor**, one per resource: owns its [`Batcher`] (debounce, max wait, reload
+//!   budget, retry backoff) and whether a reload is owed; waits on snapshots, its timer and
+//!   cancellation; renders and installs through [`Prepared::reconcile_with`], at most
+//!   `parallelism` actors at once.
+//! - **supervisor** ([`run`]): starts a generation (etcd task + actors) from the loaded config,
+//!   waits for every actor's first reconcile before saying READY, and on SIGHUP loads the
+//!   config again and replaces the generation; on SIGTERM/SIGINT cancels and waits. An actor
+//!   is never cancelled in the middle of an install: it finishes, then stops.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::batch::{Action, Batcher, Done};
+use crate::config::{Overrides, Settings};
+use crate::etcd::{self, Snapshot};
+use crate::install::Outcome;
+use crate::reconcile::{Prepared, ReconcileError};
+use crate::resource;
+use crate::template::Template;
+use crate::{exit, notify};
+
+/// How `run` gets its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Follow etcd's watch (the default).
+    Watch,
+    /// Re-read everything every interval (confd's interval mode).
+    Poll(Duration),
+}
+
+/// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
+pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
+    let settings = match crate::cmd::settings(&overrides) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (mut hup, mut term, mut int) = match (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(h), Ok(t), Ok(i)) => (h, t, i),
+        _ => {
+            error!("cannot install signal handlers");
+            return exit::FAILED;
+        }
+    };
+    let mut resources = load(&settings, &BTreeMap::new());
+    let mut settings = settings;
+    loop {
+        let mut generation = Generation::start(&settings, &resources, source, noop);
+        let mut remaining = resources.len();
+        if remaining == 0 {
+            warn!(
+                "no resources to manage in {}",
+                settings.confdir.join("conf.d").display()
+            );
+            notify::ready("no resources");
+        }
+        let reload = loop {
+            tokio::select! {
+                Some(()) = generation.first_rx.recv(), if remaining > 0 => {
+                    remaining -= 1;
+                    if remaining == 0 {
+                        info!(resources = resources.len(), "first reconcile done; ready");
+                        notify::ready(&format!("{} resources reconciled", resources.len()));
+                    }
+                }
+                _ = hup.recv() => break true,
+                _ = term.recv() => break false,
+                _ = int.recv() => break false,
+            }
+        };
+        if !reload {
+            notify::stopping();
+            info!("stopping");
+            generation.stop().await;
+            return exit::SUCCESS;
+        }
+        notify::reloading();
+        info!("SIGHUP: loading the configuration again");
+        match Settings::assemble(&overrides) {
+            Ok(new) => {
+                resources = load(&new, &resources);
+                settings = new;
+            }
+            Err(errs) => {
+                for e in errs {
+                    error!("{e}");
+                }
+                warn!("the new configuration is invalid; keeping the running one");
+            }
+        }
+        generation.stop().await;
+    }
+}
+
+/// Loads resources and templates. A file that fails keeps its previous version, if any, so a
+/// typo in a reload does not stop managing a file.
+fn load(
+    settings: &Settings,
+    previous: &BTreeMap<PathBuf, Arc<Prepared>>,
+) -> BTreeMap<PathBuf, Arc<Prepared>> {
+    let loaded = resource::load_all(settings);
+    for e in &loaded.errors {
+        error!("{e}");
+    }
+    let mut out = BTreeMap::new();
+    for r in loaded.resources {
+        let file = r.file.clone();
+        match Template::load(&r.src) {
+            Ok(template) => {
+                out.insert(
+                    file,
+                    Arc::new(Prepared {
+                        resource: r,
+                        template,
+                    }),
+                );
+            }
+            Err(e) => {
+                error!(resource = %r.name, "{}: {e}", r.file.display());
+                if let Some(old) = previous.get(&file) {
+                    warn!(resource = %r.name, "keeping the previous version of this resource");
+                    out.insert(file, old.clone());
+                }
+            }
+        }
+    }
+    for file in loaded.failed {
+        if let Some(old) = previous.get(&file) {
+            warn!(resource = %old.resource.name, "keeping the previous version of this resource");
+            out.insert(file, old.clone());
+        }
+    }
+    out
+}
+
+/// One etcd task and its actors, all stopped together.
+struct Generation {
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    first_rx: mpsc::UnboundedReceiver<()>,
+}
+
+impl Generation {
+    fn start(
+        settings: &Settings,
+        resources: &BTreeMap<PathBuf, Arc<Prepared>>,
+        source: Source,
+        noop: bool,
+    ) -> Self {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+        let watched: Vec<String> = resources
+            .values()
+            .flat_map(|p| p.resource.watched())
+            .collect();
+        let (first_tx, first_rx) = mpsc::unbounded_channel();
+        if !watched.is_empty() {
+            let (etcd, c) = (settings.etcd.clone(), cancel.clone());
+            match source {
+                Source::Watch => tracker.spawn(etcd::watch::follow(etcd, watched, tx, c)),
+                Source::Poll(every) => {
+                    tracker.spawn(etcd::watch::poll(etcd, watched, every, tx, c))
+                }
+            };
+        }
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+        let permits = Arc::new(Semaphore::new(parallelism));
+        for p in resources.values() {
+            let actor = Actor {
+                prepared: p.clone(),
+                rx: rx.clone(),
+                cancel: cancel.clone(),
+                permits: permits.clone(),
+                first: Some(first_tx.clone()),
+                noop,
+            };
+            let span = info_span!("resource", resource = %p.resource.name);
+            tracker.spawn(actor.run().instrument(span));
+        }
+        tracker.close();
+        Generation {
+            cancel,
+            tracker,
+            first_rx,
+        }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.tracker.wait().await;
+    }
+}
+
+/// One resource's actor: the sole owner of its batching state.
+struct Actor {
+    prepared: Arc<Prepared>,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    cancel: CancellationToken,
+    permits: Arc<Semaphore>,
+    /// Told once, after the first reconcile, so the supervisor knows when to say READY.
+    first: Option<mpsc::UnboundedSender<()>>,
+    noop: bool,
+}
+
+impl Actor {
+    async fn run(mut self) {
+        let r = &self.prepared.resource;
+        let watched = r.watched();
+        let mut batcher = Batcher::new(r.batch, false, Instant::now().into_std());
+        // Wait for the first full read before the first reconcile.
+        if self.rx.wait_for(|s| s.revision > 0).await.is_err() {
+            return;
+        }
+        let mut seen = self.rx.borrow_and_update().revision;
+        let mut reload_owed = false;
+        let mut action = batcher.request(Instant::now().into_std());
+        let mut timer: Option<Instant>;
+        loop {
+            match action {
+                Action::Reconcile => {
+                    let done = self.reconcile_once(&mut batcher, &mut reload_owed).await;
+                    if let Some(first) = self.first.take() {
+                        let _ = first.send(());
+                    }
+                    action = batcher.on_done(Instant::now().into_std(), done);
+                    continue;
+                }
+                Action::ArmTimer(at) => timer = Some(Instant::from_std(at)),
+                Action::Idle => timer = None,
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                changed = self.rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let snap = self.rx.borrow_and_update().clone();
+                    // A skipped snapshot (since != seen) may hide a change: count it as one.
+                    let relevant = snap.since != seen || snap.touches(&watched);
+                    seen = snap.revision;
+                    if relevant {
+                        action = batcher.on_change(Instant::now().into_std());
+                    }
+                }
+                _ = async { tokio::time::sleep_until(timer.unwrap()).await }, if timer.is_some() => {
+                    action = batcher.on_timer(Instant::now().into_std());
+                }
+            }
+        }
+    }
+
+    /// Renders the latest snapshot and installs it, within the concurrency bound.
+    async fn reconcile_once(&self, batcher: &mut Batcher, reload_owed: &mut bool) -> Done {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Done::Failed;
+        };
+        let p = &self.prepared;
+        let snapshot = self.rx.borrow().clone();
+        let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
+        let mut permit = || batcher.reload_permit(Instant::now().into_std());
+        let mut options = crate::install::Options {
+            noop: self.noop,
+            reload_owed: *reload_owed,
+            permit: if p.resource.reload_cmd.is_some() {
+                Some(&mut permit)
+            } else {
+                None
+            },
+        };
+        match p.reconcile_with(view, &mut options).await {
+            Ok(Outcome::Deferred { until }) => Done::Deferred(until),
+            Ok(Outcome::Installed { .. } | Outcome::Reloaded) => {
+                *reload_owed = false;
+                Done::Installed
+            }
+            Ok(Outcome::Unchanged | Outcome::WouldInstall { .. }) => Done::Unchanged,
+            Err(ReconcileError::Install(crate::install::InstallError::Reload { .. })) => {
+                *reload_owed = true;
+                Done::Failed
+            }
+            Err(_) => Done::Failed,
+        }
+    }
+}
