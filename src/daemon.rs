@@ -31,6 +31,7 @@ use crate::etcd::{self, Snapshot};
 use crate::install::Outcome;
 use crate::reconcile::{Prepared, ReconcileError};
 use crate::resource;
+use crate::store::KvView;
 use crate::template::Template;
 use crate::{exit, notify};
 
@@ -230,14 +231,21 @@ impl Actor {
         if self.rx.wait_for(|s| s.revision > 0).await.is_err() {
             return;
         }
-        let mut seen = self.rx.borrow_and_update().revision;
+        let first = self.rx.borrow_and_update().clone();
+        let mut seen = first.revision;
+        // The resource's view, kept current by applying each snapshot's changes.
+        let mut view = Arc::new(first.view(&r.prefix, &watched));
         let mut reload_owed = false;
         let mut action = batcher.request(Instant::now().into_std());
         let mut timer: Option<Instant>;
         loop {
             match action {
                 Action::Reconcile => {
-                    let done = self.reconcile_once(&mut batcher, &mut reload_owed).await;
+                    let latest = self.rx.borrow().clone();
+                    latest.refresh(&mut view, &r.prefix, &watched);
+                    let done = self
+                        .reconcile_once(view.clone(), &mut batcher, &mut reload_owed)
+                        .await;
                     if let Some(first) = self.first.take() {
                         let _ = first.send(());
                     }
@@ -257,6 +265,7 @@ impl Actor {
                     // A skipped snapshot (since != seen) may hide a change: count it as one.
                     let relevant = snap.since != seen || snap.touches(&watched);
                     seen = snap.revision;
+                    snap.refresh(&mut view, &r.prefix, &watched);
                     if relevant {
                         action = batcher.on_change(Instant::now().into_std());
                     }
@@ -268,14 +277,17 @@ impl Actor {
         }
     }
 
-    /// Renders the latest snapshot and installs it, within the concurrency bound.
-    async fn reconcile_once(&self, batcher: &mut Batcher, reload_owed: &mut bool) -> Done {
+    /// Renders `view` (the latest state) and installs it, within the concurrency bound.
+    async fn reconcile_once(
+        &self,
+        view: Arc<KvView>,
+        batcher: &mut Batcher,
+        reload_owed: &mut bool,
+    ) -> Done {
         let Ok(_permit) = self.permits.acquire().await else {
             return Done::Failed;
         };
         let p = &self.prepared;
-        let snapshot = self.rx.borrow().clone();
-        let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
         let mut permit = || batcher.reload_permit(Instant::now().into_std());
         let mut options = crate::install::Options {
             noop: self.noop,

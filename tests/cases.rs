@@ -64,7 +64,7 @@ fn run_case(case: &Path) -> Result<(), String> {
     let data = reconfd::cmd::render::load_data(&conf.join("data.toml"))?;
     let snapshot = Snapshot {
         revision: 1,
-        kvs: data,
+        kvs: data.into_iter().collect(),
         ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()

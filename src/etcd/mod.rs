@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, TlsOptions, Txn, TxnOp, TxnOpResponse};
@@ -53,13 +54,17 @@ pub enum EtcdError {
     },
 }
 
+/// Full etcd key → value. A persistent map: cloning it is O(1) and an update copies only a
+/// path, so the follower can publish a new snapshot per revision without copying every key.
+pub type KeyMap = imbl::OrdMap<String, String>;
+
 /// Every watched key at one revision, by full etcd key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// The revision all keys were read at.
     pub revision: i64,
     /// Full key → value.
-    pub kvs: BTreeMap<String, String>,
+    pub kvs: KeyMap,
     /// The revision of the snapshot published before this one (0 for the first).
     pub since: i64,
     /// Full keys whose value differs from the snapshot at `since` (put, changed or deleted),
@@ -86,6 +91,34 @@ impl Snapshot {
         KvView::new(self.revision, prefix, entries)
     }
 
+    /// Brings `view` (a resource's view built from an earlier snapshot) to this snapshot: by
+    /// applying `changed` when the view is at `since`, else by building it again.
+    pub fn refresh(&self, view: &mut Arc<KvView>, prefix: &str, watched: &[String]) {
+        if view.revision == self.revision && self.revision != 0 {
+            return;
+        }
+        if view.revision != self.since || self.since == 0 {
+            *view = Arc::new(self.view(prefix, watched));
+            return;
+        }
+        let v = Arc::make_mut(view);
+        for k in &self.changed {
+            if !watched.iter().any(|w| keys::covers(w, k)) {
+                continue;
+            }
+            let rel = keys::strip(prefix, k);
+            match self.kvs.get(k) {
+                Some(value) => {
+                    v.entries.insert(rel, value.clone());
+                }
+                None => {
+                    v.entries.remove(&rel);
+                }
+            }
+        }
+        v.revision = self.revision;
+    }
+
     /// Whether any key in `changed` is covered by one of `watched` (full keys).
     pub fn touches(&self, watched: &[String]) -> bool {
         self.changed
@@ -94,7 +127,7 @@ impl Snapshot {
     }
 
     /// The next snapshot after `self`, holding `kvs` at `revision`; `changed` lists what differs.
-    pub fn successor(&self, revision: i64, kvs: BTreeMap<String, String>) -> Snapshot {
+    pub fn successor(&self, revision: i64, kvs: KeyMap) -> Snapshot {
         let mut changed: Vec<String> = kvs
             .iter()
             .filter(|(k, v)| self.kvs.get(*k) != Some(*v))
@@ -278,7 +311,7 @@ mod tests {
             "/dc1/services/apachefoo/x",
             "/dc2/services/apache/b",
         ] {
-            s.kvs.insert(k.into(), format!("v{k}"));
+            s.kvs.insert(k.to_string(), format!("v{k}"));
         }
         let v = s.view("/dc1", &["/dc1/services/apache".into()]);
         assert_eq!(v.revision, 7);
@@ -286,6 +319,32 @@ mod tests {
             v.entries.keys().collect::<Vec<_>>(),
             vec!["/services/apache", "/services/apache/a"]
         );
+    }
+
+    #[test]
+    fn refresh_applies_changes_or_rebuilds() {
+        let watched = vec!["/dc1/s".to_string()];
+        let mut a = Snapshot { revision: 3, ..Default::default() };
+        a.kvs.insert("/dc1/s/a".into(), "1".into());
+        a.kvs.insert("/dc1/s/b".into(), "2".into());
+        let mut view = Arc::new(a.view("/dc1", &watched));
+        let mut kvs = a.kvs.clone();
+        kvs.remove("/dc1/s/a");
+        kvs.insert("/dc1/s/c".into(), "3".into());
+        kvs.insert("/dc1/other".into(), "x".into());
+        let b = a.successor(4, kvs);
+        b.refresh(&mut view, "/dc1", &watched);
+        assert_eq!(*view, b.view("/dc1", &watched));
+        // A skipped snapshot: the view is rebuilt, not patched.
+        let mut kvs = b.kvs.clone();
+        kvs.insert("/dc1/s/d".into(), "4".into());
+        let c = b.successor(5, kvs);
+        let mut kvs = c.kvs.clone();
+        kvs.insert("/dc1/s/e".into(), "5".into());
+        let d = c.successor(6, kvs);
+        d.refresh(&mut view, "/dc1", &watched);
+        assert_eq!(*view, d.view("/dc1", &watched));
+        assert_eq!(view.entries.len(), 4);
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //!
 //! Waits on: the etcd watch stream, a backoff timer, cancellation. Sends: snapshots.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -269,7 +268,7 @@ fn apply(
     resp: &etcd_client::WatchResponse,
 ) {
     let current = tx.borrow().clone();
-    let mut kvs: BTreeMap<String, String> = current.kvs.clone();
+    let mut kvs = current.kvs.clone();
     let mut changed = Vec::new();
     let mut rev = state.rev;
     for ev in resp.events() {
@@ -337,12 +336,22 @@ mod tests {
     fn successor_lists_what_changed() {
         let a = Snapshot {
             revision: 5,
-            kvs: BTreeMap::from([("/a".into(), "1".into()), ("/b".into(), "2".into())]),
+            kvs: [
+                ("/a".to_string(), "1".to_string()),
+                ("/b".to_string(), "2".to_string()),
+            ]
+            .into_iter()
+            .collect(),
             ..Default::default()
         };
         let b = a.successor(
             9,
-            BTreeMap::from([("/a".into(), "1".into()), ("/c".into(), "3".into())]),
+            [
+                ("/a".to_string(), "1".to_string()),
+                ("/c".to_string(), "3".to_string()),
+            ]
+            .into_iter()
+            .collect(),
         );
         assert_eq!((b.since, b.revision), (5, 9));
         let mut changed = b.changed.clone();
