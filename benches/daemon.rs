@@ -10,7 +10,6 @@
 //! PUT is sent, "from return" from when its response arrived. Percentiles are nearest-rank.
 
 #[path = "../tests/util/mod.rs"]
-#[allow(dead_code)]
 mod util;
 
 use std::os::unix::fs::MetadataExt;

@@ -63,8 +63,10 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
     };
     let mut resources = load(&settings, &BTreeMap::new());
     let mut settings = settings;
+    // Destinations whose reload is owed outlive a generation, so a SIGHUP cannot forget one.
+    let owed: Owed = Arc::default();
     loop {
-        let mut generation = Generation::start(&settings, &resources, source, noop);
+        let mut generation = Generation::start(&settings, &resources, source, noop, &owed);
         let mut remaining = resources.len();
         if remaining == 0 {
             warn!(
@@ -165,6 +167,7 @@ impl Generation {
         resources: &BTreeMap<PathBuf, Arc<Prepared>>,
         source: Source,
         noop: bool,
+        owed: &Owed,
     ) -> Self {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -193,6 +196,7 @@ impl Generation {
                 permits: permits.clone(),
                 first: Some(first_tx.clone()),
                 noop,
+                owed: owed.clone(),
             };
             let span = info_span!("resource", resource = %p.resource.name);
             tracker.spawn(actor.run().instrument(span));
@@ -220,7 +224,12 @@ struct Actor {
     /// Told once, after the first reconcile, so the supervisor knows when to say READY.
     first: Option<mpsc::UnboundedSender<()>>,
     noop: bool,
+    /// Shared with the supervisor: destinations installed whose reload has not succeeded yet.
+    owed: Owed,
 }
+
+/// Destinations whose `reload_cmd` is owed (installed, reload failed).
+type Owed = Arc<std::sync::Mutex<std::collections::BTreeSet<PathBuf>>>;
 
 impl Actor {
     async fn run(mut self) {
@@ -235,7 +244,8 @@ impl Actor {
         let mut seen = first.revision;
         // The resource's view, kept current by applying each snapshot's changes.
         let mut view = Arc::new(first.view(&r.prefix, &watched));
-        let mut reload_owed = false;
+        let dest = r.dest.clone();
+        let mut reload_owed = self.owed.lock().map(|o| o.contains(&dest)).unwrap_or(false);
         let mut action = batcher.request(Instant::now().into_std());
         let mut timer: Option<Instant>;
         loop {
@@ -246,6 +256,13 @@ impl Actor {
                     let done = self
                         .reconcile_once(view.clone(), &mut batcher, &mut reload_owed)
                         .await;
+                    if let Ok(mut o) = self.owed.lock() {
+                        if reload_owed {
+                            o.insert(dest.clone());
+                        } else {
+                            o.remove(&dest);
+                        }
+                    }
                     if let Some(first) = self.first.take() {
                         let _ = first.send(());
                     }

@@ -537,7 +537,6 @@ fn failing_reload_is_retried_until_it_passes() {
 /// Case 8c: A reload owed from a failed attempt is still owed after SIGHUP (the file is
 /// already installed, so the new generation finds it in sync).
 #[test]
-#[ignore = "product bug: the reload owed after a failed reload_cmd is forgotten on SIGHUP (src/daemon.rs: Actor::run starts with reload_owed = false in each new generation)"]
 fn owed_reload_survives_sighup() {
     let etcd = Etcd::start();
     let t = Tree::new();
