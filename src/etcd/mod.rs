@@ -324,7 +324,10 @@ mod tests {
     #[test]
     fn refresh_applies_changes_or_rebuilds() {
         let watched = vec!["/dc1/s".to_string()];
-        let mut a = Snapshot { revision: 3, ..Default::default() };
+        let mut a = Snapshot {
+            revision: 3,
+            ..Default::default()
+        };
         a.kvs.insert("/dc1/s/a".into(), "1".into());
         a.kvs.insert("/dc1/s/b".into(), "2".into());
         let mut view = Arc::new(a.view("/dc1", &watched));
