@@ -63,6 +63,25 @@ pub struct GlobalArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, global = true, value_name = "LEVEL", env = "RECONFD_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Where logs go: journald (with structured fields), stderr, or auto (journald when
+    /// stderr is the journal).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "RECONFD_LOG_TARGET"
+    )]
+    pub log_target: crate::logging::Target,
+    /// Format of stderr lines.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "RECONFD_LOG_FORMAT"
+    )]
+    pub log_format: crate::logging::Format,
 }
 
 impl GlobalArgs {

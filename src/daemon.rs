@@ -44,6 +44,16 @@ pub enum Source {
     Poll(Duration),
 }
 
+impl Source {
+    /// Extra silence the watchdog tolerates: a poller answers only once per interval.
+    fn slack(self) -> Duration {
+        match self {
+            Source::Watch => Duration::ZERO,
+            Source::Poll(every) => every,
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
     let settings = match crate::cmd::settings(&overrides) {
@@ -65,28 +75,58 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
     let mut settings = settings;
     // Destinations whose reload is owed outlive a generation, so a SIGHUP cannot forget one.
     let owed: Owed = Arc::default();
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut watchdog_tick =
+        tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |w| w / 2));
     loop {
         let mut generation = Generation::start(&settings, &resources, source, noop, &owed);
-        let mut remaining = resources.len();
-        if remaining == 0 {
+        let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
+        let mut ready = resources.is_empty();
+        let mut last_status = String::new();
+        if ready {
             warn!(
                 "no resources to manage in {}",
                 settings.confdir.join("conf.d").display()
             );
-            notify::ready("no resources");
+            notify::ready("no resources to manage");
         }
         let reload = loop {
             tokio::select! {
-                Some(()) = generation.first_rx.recv(), if remaining > 0 => {
-                    remaining -= 1;
-                    if remaining == 0 {
+                Some((name, status)) = generation.status_rx.recv() => {
+                    statuses.insert(name, status);
+                    if !ready && statuses.len() >= resources.len() {
+                        ready = true;
                         info!(resources = resources.len(), "first reconcile done; ready");
-                        notify::ready(&format!("{} resources reconciled", resources.len()));
+                        last_status = status_line(&statuses, &generation.health.borrow());
+                        notify::ready(&last_status);
+                        continue;
                     }
+                }
+                changed = generation.health.changed() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                }
+                _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                    let limit = watchdog.unwrap_or_default() + source.slack();
+                    let alive = generation.health.borrow().alive.is_some_and(|t| t.elapsed() < limit);
+                    // A stalled watch (no answer to progress requests) stops the pings, so
+                    // systemd restarts the daemon instead of it silently going stale.
+                    if alive || generation.health.borrow().alive.is_none() && !ready {
+                        notify::watchdog();
+                    }
+                    continue;
                 }
                 _ = hup.recv() => break true,
                 _ = term.recv() => break false,
                 _ = int.recv() => break false,
+            }
+            if ready {
+                let line = status_line(&statuses, &generation.health.borrow());
+                if line != last_status {
+                    notify::status(&line);
+                    last_status = line;
+                }
             }
         };
         if !reload {
@@ -113,6 +153,64 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
     }
 }
 
+/// What an actor reports after each reconcile, for STATUS=.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    /// The destination matches etcd at this revision.
+    InSync(i64),
+    /// Waiting for the reload budget.
+    Deferred,
+    /// The last attempt failed (short reason); it is being retried.
+    Failing(&'static str),
+}
+
+/// One short STATUS= line: "12 resources in sync at revision 48213 via URL; 1 failing (nginx: check failed)".
+fn status_line(statuses: &BTreeMap<String, Status>, health: &etcd::watch::Health) -> String {
+    let in_sync: Vec<i64> = statuses
+        .values()
+        .filter_map(|s| match s {
+            Status::InSync(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    let mut line = format!(
+        "{} resource{} in sync",
+        in_sync.len(),
+        if in_sync.len() == 1 { "" } else { "s" }
+    );
+    if let Some(rev) = in_sync.iter().max() {
+        line.push_str(&format!(" at revision {rev}"));
+    }
+    if !health.endpoints.is_empty() {
+        line.push_str(&format!(" via {}", health.endpoints));
+    }
+    let failing: Vec<String> = statuses
+        .iter()
+        .filter_map(|(n, s)| match s {
+            Status::Failing(why) => Some(format!("{n}: {why}")),
+            _ => None,
+        })
+        .collect();
+    if !failing.is_empty() {
+        line.push_str(&format!(
+            "; {} failing ({})",
+            failing.len(),
+            failing.join(", ")
+        ));
+    }
+    let deferred = statuses
+        .values()
+        .filter(|s| **s == Status::Deferred)
+        .count();
+    if deferred > 0 {
+        line.push_str(&format!("; {deferred} waiting for the reload limit"));
+    }
+    if let Some(e) = &health.error {
+        line = format!("degraded: etcd unreachable ({e}); {line}");
+    }
+    line
+}
+
 /// Loads resources and templates. A file that fails keeps its previous version, if any, so a
 /// typo in a reload does not stop managing a file.
 fn load(
@@ -137,9 +235,9 @@ fn load(
                 );
             }
             Err(e) => {
-                error!(resource = %r.name, "{}: {e}", r.file.display());
+                error!(reconfd.resource = %r.name, "{}: {e}", r.file.display());
                 if let Some(old) = previous.get(&file) {
-                    warn!(resource = %r.name, "keeping the previous version of this resource");
+                    warn!(reconfd.resource = %r.name, "keeping the previous version of this resource");
                     out.insert(file, old.clone());
                 }
             }
@@ -147,7 +245,7 @@ fn load(
     }
     for file in loaded.failed {
         if let Some(old) = previous.get(&file) {
-            warn!(resource = %old.resource.name, "keeping the previous version of this resource");
+            warn!(reconfd.resource = %old.resource.name, "keeping the previous version of this resource");
             out.insert(file, old.clone());
         }
     }
@@ -158,7 +256,10 @@ fn load(
 struct Generation {
     cancel: CancellationToken,
     tracker: TaskTracker,
-    first_rx: mpsc::UnboundedReceiver<()>,
+    /// Every actor's status after each of its reconciles.
+    status_rx: mpsc::UnboundedReceiver<(String, Status)>,
+    /// The etcd task's health (last answer, current error).
+    health: watch::Receiver<etcd::watch::Health>,
 }
 
 impl Generation {
@@ -176,13 +277,16 @@ impl Generation {
             .values()
             .flat_map(|p| p.resource.watched())
             .collect();
-        let (first_tx, first_rx) = mpsc::unbounded_channel();
+        let (status_tx, status_rx) = mpsc::unbounded_channel();
+        let (health_tx, health) = watch::channel(etcd::watch::Health::default());
         if !watched.is_empty() {
             let (etcd, c) = (settings.etcd.clone(), cancel.clone());
             match source {
-                Source::Watch => tracker.spawn(etcd::watch::follow(etcd, watched, tx, c)),
+                Source::Watch => {
+                    tracker.spawn(etcd::watch::follow(etcd, watched, tx, health_tx, c))
+                }
                 Source::Poll(every) => {
-                    tracker.spawn(etcd::watch::poll(etcd, watched, every, tx, c))
+                    tracker.spawn(etcd::watch::poll(etcd, watched, every, tx, health_tx, c))
                 }
             };
         }
@@ -194,18 +298,19 @@ impl Generation {
                 rx: rx.clone(),
                 cancel: cancel.clone(),
                 permits: permits.clone(),
-                first: Some(first_tx.clone()),
+                status: status_tx.clone(),
                 noop,
                 owed: owed.clone(),
             };
-            let span = info_span!("resource", resource = %p.resource.name);
+            let span = info_span!("resource", reconfd.resource = %p.resource.name);
             tracker.spawn(actor.run().instrument(span));
         }
         tracker.close();
         Generation {
             cancel,
             tracker,
-            first_rx,
+            status_rx,
+            health,
         }
     }
 
@@ -221,8 +326,9 @@ struct Actor {
     rx: watch::Receiver<Arc<Snapshot>>,
     cancel: CancellationToken,
     permits: Arc<Semaphore>,
-    /// Told once, after the first reconcile, so the supervisor knows when to say READY.
-    first: Option<mpsc::UnboundedSender<()>>,
+    /// Told after every reconcile: the supervisor says READY once every actor reported, and
+    /// keeps STATUS= current.
+    status: mpsc::UnboundedSender<(String, Status)>,
     noop: bool,
     /// Shared with the supervisor: destinations installed whose reload has not succeeded yet.
     owed: Owed,
@@ -245,6 +351,7 @@ impl Actor {
         // The resource's view, kept current by applying each snapshot's changes.
         let mut view = Arc::new(first.view(&r.prefix, &watched));
         let dest = r.dest.clone();
+        let mut last_failure: Option<&'static str> = None;
         let mut reload_owed = self.owed.lock().map(|o| o.contains(&dest)).unwrap_or(false);
         let mut action = batcher.request(Instant::now().into_std());
         let mut timer: Option<Instant>;
@@ -254,7 +361,12 @@ impl Actor {
                     let latest = self.rx.borrow().clone();
                     latest.refresh(&mut view, &r.prefix, &watched);
                     let done = self
-                        .reconcile_once(view.clone(), &mut batcher, &mut reload_owed)
+                        .reconcile_once(
+                            view.clone(),
+                            &mut batcher,
+                            &mut reload_owed,
+                            &mut last_failure,
+                        )
                         .await;
                     if let Ok(mut o) = self.owed.lock() {
                         if reload_owed {
@@ -263,9 +375,12 @@ impl Actor {
                             o.remove(&dest);
                         }
                     }
-                    if let Some(first) = self.first.take() {
-                        let _ = first.send(());
-                    }
+                    let status = match &done {
+                        Done::Unchanged | Done::Installed => Status::InSync(view.revision),
+                        Done::Deferred(_) => Status::Deferred,
+                        Done::Failed => Status::Failing(last_failure.take().unwrap_or("failed")),
+                    };
+                    let _ = self.status.send((r.name.clone(), status));
                     action = batcher.on_done(Instant::now().into_std(), done);
                     continue;
                 }
@@ -300,6 +415,7 @@ impl Actor {
         view: Arc<KvView>,
         batcher: &mut Batcher,
         reload_owed: &mut bool,
+        failure: &mut Option<&'static str>,
     ) -> Done {
         let Ok(_permit) = self.permits.acquire().await else {
             return Done::Failed;
@@ -324,9 +440,21 @@ impl Actor {
             Ok(Outcome::Unchanged | Outcome::WouldInstall { .. }) => Done::Unchanged,
             Err(ReconcileError::Install(crate::install::InstallError::Reload { .. })) => {
                 *reload_owed = true;
+                *failure = Some("reload failed");
                 Done::Failed
             }
-            Err(_) => Done::Failed,
+            Err(ReconcileError::Install(crate::install::InstallError::Check { .. })) => {
+                *failure = Some("check failed");
+                Done::Failed
+            }
+            Err(ReconcileError::Render(_)) => {
+                *failure = Some("render failed");
+                Done::Failed
+            }
+            Err(_) => {
+                *failure = Some("install failed");
+                Done::Failed
+            }
         }
     }
 }

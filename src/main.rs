@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         None => reconfd::config::Settings::assemble(&overrides)
             .map_or_else(|_| "info".into(), |s| s.log_level),
     };
-    logging::init(&level);
+    logging::init(&level, cli.global.log_target, cli.global.log_format);
     let code = match &cli.command {
         Command::Check => cmd::check::run(&overrides),
         Command::Render { template, data } => {

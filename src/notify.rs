@@ -33,3 +33,13 @@ pub fn reloading() {
 pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("")]);
 }
+
+/// A new STATUS= line.
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
+/// The watchdog keep-alive.
+pub fn watchdog() {
+    send(&[NotifyState::Watchdog]);
+}

@@ -80,7 +80,13 @@ impl Prepared {
     ) -> Result<Outcome, ReconcileError> {
         let r = &self.resource;
         let revision = view.revision;
-        let span = info_span!("reconcile", resource = %r.name, dest = %r.dest.display(), revision);
+        // Dotted names become RECONFD_RESOURCE, RECONFD_DEST, RECONFD_REVISION in journald.
+        let span = info_span!(
+            "reconcile",
+            reconfd.resource = %r.name,
+            reconfd.dest = %r.dest.display(),
+            reconfd.revision = revision
+        );
         async move {
             let started = Instant::now();
             let result = match self.template.render(view) {
@@ -105,6 +111,9 @@ impl Prepared {
                     "{}",
                     outcome_text(outcome)
                 ),
+                Err(e @ ReconcileError::Render(_)) => {
+                    error!(message_id = crate::logging::RENDER_FAILED, "{e}")
+                }
                 Err(e) => error!("{e}"),
             }
             result

@@ -32,7 +32,7 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
                 template,
             }),
             Err(e) => {
-                error!(resource = %r.name, "{}: {e}", r.file.display());
+                error!(reconfd.resource = %r.name, "{}: {e}", r.file.display());
                 failed += 1;
             }
         }

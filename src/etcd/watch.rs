@@ -28,6 +28,26 @@ use crate::keys;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
+/// How the etcd task is doing, for STATUS= and the watchdog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// When etcd last answered (a watch response, a progress report or a read).
+    pub alive: Option<std::time::Instant>,
+    /// The current error while etcd cannot be followed; `None` while all is well.
+    pub error: Option<String>,
+    /// The endpoints in use.
+    pub endpoints: String,
+}
+
+/// How often the follower asks etcd for a progress report, so a stalled watch shows up as
+/// silence (and stops the watchdog) even when no key changes.
+pub fn progress_interval() -> Duration {
+    match sd_notify::watchdog_enabled() {
+        Some(w) => (w / 4).clamp(Duration::from_millis(250), Duration::from_secs(30)),
+        None => Duration::from_secs(30),
+    }
+}
+
 /// Why one watch session ended.
 #[derive(Debug, thiserror::Error)]
 enum SessionEnd {
@@ -73,6 +93,7 @@ pub async fn follow(
     settings: EtcdSettings,
     watched: Vec<String>,
     tx: watch::Sender<Arc<Snapshot>>,
+    health: watch::Sender<Health>,
     cancel: CancellationToken,
 ) {
     let prefixes = merge_prefixes(&watched);
@@ -80,6 +101,7 @@ pub async fn follow(
         rev: 0,
         needs_read: true,
         healthy: None,
+        health,
     };
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -92,7 +114,10 @@ pub async fn follow(
             Err(e) => {
                 let message = e.to_string();
                 if state.healthy.as_deref() != Some(message.as_str()) {
-                    error!(endpoints = %settings.endpoints.join(","), revision = state.rev, "{message}; retrying with backoff");
+                    error!(endpoints = %settings.endpoints.join(","), revision = state.rev, message_id = crate::logging::ETCD_UNREACHABLE, "{message}; retrying with backoff");
+                    state
+                        .health
+                        .send_modify(|h| h.error = Some(message.clone()));
                     state.healthy = Some(message);
                 }
             }
@@ -118,10 +143,12 @@ pub async fn poll(
     watched: Vec<String>,
     every: Duration,
     tx: watch::Sender<Arc<Snapshot>>,
+    health: watch::Sender<Health>,
     cancel: CancellationToken,
 ) {
     let prefixes = merge_prefixes(&watched);
     let mut failing: Option<String> = None;
+    health.send_modify(|h| h.endpoints = settings.endpoints.join(","));
     loop {
         let result = async {
             let mut client = connect(&settings).await?;
@@ -134,8 +161,16 @@ pub async fn poll(
         match result {
             Ok(fresh) => {
                 if failing.take().is_some() {
-                    info!(revision = fresh.revision, "etcd reachable again");
+                    info!(
+                        revision = fresh.revision,
+                        message_id = crate::logging::ETCD_RECOVERED,
+                        "etcd reachable again"
+                    );
                 }
+                health.send_modify(|h| {
+                    h.alive = Some(std::time::Instant::now());
+                    h.error = None;
+                });
                 let current = tx.borrow().clone();
                 if current.revision == 0 || current.kvs != fresh.kvs {
                     tx.send_replace(Arc::new(current.successor(fresh.revision, fresh.kvs)));
@@ -167,6 +202,8 @@ struct State {
     needs_read: bool,
     /// `None` while healthy; the last error message while failing, so it is logged once.
     healthy: Option<String>,
+    /// Published for the supervisor (STATUS=, watchdog).
+    health: watch::Sender<Health>,
 }
 
 async fn session(
@@ -192,27 +229,41 @@ async fn session(
             state.rev = next.revision;
             state.needs_read = false;
             tx.send_replace(Arc::new(next));
+            state.alive();
         }
         if state.healthy.take().is_some() {
-            info!(endpoints = %endpoints, revision = state.rev, "etcd reachable again");
+            info!(endpoints = %endpoints, revision = state.rev, message_id = crate::logging::ETCD_RECOVERED, "etcd reachable again");
         }
+        state.health.send_modify(|h| {
+            h.error = None;
+            h.endpoints = endpoints.clone();
+        });
         let (start, end) = covering_range(prefixes);
         let opts = WatchOptions::new()
             .with_range(end)
             .with_start_revision(state.rev + 1)
             .with_progress_notify();
-        let mut stream =
-            client
-                .watch(start, Some(opts))
-                .await
-                .map_err(|source| SessionEnd::Watch {
-                    endpoints: endpoints.clone(),
-                    source,
-                })?;
+        let stream = client
+            .watch(start, Some(opts))
+            .await
+            .map_err(|source| SessionEnd::Watch {
+                endpoints: endpoints.clone(),
+                source,
+            })?;
+        let (mut requests, mut stream) = stream.split();
+        let mut progress = tokio::time::interval(progress_interval());
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         debug!(from = state.rev + 1, "watching");
         loop {
             let msg = tokio::select! {
                 _ = cancel.cancelled() => return Err(SessionEnd::Shutdown),
+                _ = progress.tick() => {
+                    requests.request_progress().await.map_err(|source| SessionEnd::Watch {
+                        endpoints: endpoints.clone(),
+                        source,
+                    })?;
+                    continue;
+                }
                 m = stream.message() => m,
             };
             let resp = match msg {
@@ -225,6 +276,7 @@ async fn session(
                     })
                 }
             };
+            state.alive();
             if resp.compact_revision() > 0 {
                 warn!(
                     revision = state.rev,
@@ -257,6 +309,14 @@ async fn session(
             }
             apply(prefixes, state, tx, &resp);
         }
+    }
+}
+
+impl State {
+    /// etcd answered just now.
+    fn alive(&self) {
+        self.health
+            .send_modify(|h| h.alive = Some(std::time::Instant::now()));
     }
 }
 

@@ -334,7 +334,7 @@ pub async fn run(
 /// Runs a hook for a resource and logs its output: debug on success, warn on failure. The
 /// error itself is for the caller to report.
 pub(crate) async fn run_logged(
-    resource: &str,
+    _resource: &str,
     hook: &'static str,
     cmd: &ShellCommand,
     src: &Path,
@@ -344,16 +344,13 @@ pub(crate) async fn run_logged(
     let result = run(cmd, src, dest, timeout).await;
     match &result {
         Ok(output) => tracing::debug!(
-            resource,
-            dest = %dest.display(),
             hook,
             command = %cmd.render(src, dest).to_string_lossy(),
             output = %output,
             "{hook} succeeded"
         ),
         Err(error) => tracing::warn!(
-            resource,
-            dest = %dest.display(),
+            message_id = if hook == "check_cmd" { crate::logging::CHECK_FAILED } else { crate::logging::RELOAD_FAILED },
             hook,
             command = error.command(),
             output = %error.output().map(ToString::to_string).unwrap_or_default(),

@@ -350,7 +350,7 @@ pub async fn install_with(
         staged,
     }) = prepared
     else {
-        tracing::debug!(resource = name, dest = %dest.display(), "in sync");
+        tracing::debug!("in sync");
         if let (true, false, Some(reload)) = (options.reload_owed, noop, &hooks.reload) {
             command::run_logged(name, "reload_cmd", reload, dest, dest, hooks.reload_timeout)
                 .await
@@ -366,7 +366,7 @@ pub async fn install_with(
     if let (false, Some(permit)) = (noop, options.permit.as_mut()) {
         if let Err(until) = permit() {
             drop(staged);
-            tracing::info!(resource = name, dest = %dest.display(), "reload limit reached; install deferred");
+            tracing::info!("reload limit reached; install deferred");
             return Ok(Outcome::Deferred { until });
         }
     }
@@ -394,12 +394,7 @@ pub async fn install_with(
         drop(staged);
         let old = live.as_ref().map_or(&[][..], |l| l.bytes.as_slice());
         let diff = unified_diff(dest, old, rendered);
-        tracing::info!(
-            resource = name,
-            dest = %dest.display(),
-            reasons = %Reasons(&changes),
-            "noop: would install"
-        );
+        tracing::info!(reasons = %Reasons(&changes), "noop: would install");
         return Ok(Outcome::WouldInstall { changes, diff });
     }
 
@@ -408,7 +403,11 @@ pub async fn install_with(
         move || stage::commit(staged, &dest)
     })
     .await?;
-    tracing::info!(resource = name, dest = %dest.display(), reasons = %Reasons(&changes), "installed");
+    tracing::info!(
+        message_id = crate::logging::INSTALLED,
+        reasons = %Reasons(&changes),
+        "installed"
+    );
 
     let reloaded = match &hooks.reload {
         Some(reload) => {
