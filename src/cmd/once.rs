@@ -64,9 +64,34 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
         }
     };
 
-    for p in &prepared {
-        let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
-        match p.reconcile(view, noop).await {
+    // Resources reconcile concurrently (renders are CPU-bound: a few per core), and the
+    // diffs are printed in file-name order afterwards.
+    let snapshot = Arc::new(snapshot);
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, p) in prepared.into_iter().enumerate() {
+        let (snapshot, permits) = (snapshot.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
+            (i, p.reconcile(view, noop).await)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                error!("a reconcile task failed: {e}");
+                failed += 1;
+            }
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    for (_, result) in results {
+        match result {
             Ok(Outcome::WouldInstall { diff, .. }) => print!("{diff}"),
             Ok(_) => {}
             Err(_) => failed += 1,
