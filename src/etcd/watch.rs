@@ -102,26 +102,60 @@ pub async fn follow(
         needs_read: true,
         healthy: None,
         health,
+        progressed: false,
+        following: String::new(),
     };
+    // One member at a time: etcd-client balances over every endpoint and keeps dead ones
+    // (rust-deps.md §2.1), so failover is ours. A session that fails moves to the next
+    // endpoint at once; only after every endpoint failed in a row do we back off.
+    let endpoints = if settings.endpoints.is_empty() {
+        vec![crate::config::DEFAULT_ENDPOINT.to_owned()]
+    } else {
+        settings.endpoints.clone()
+    };
+    let mut index = 0usize;
+    let mut failed_in_row = 0usize;
     let mut backoff = BACKOFF_MIN;
+    let mut last_warning: Option<String> = None;
     loop {
+        let endpoint = endpoints[index % endpoints.len()].clone();
+        let mut one = settings.clone();
+        one.endpoints = vec![endpoint.clone()];
+        state.progressed = false;
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = session(&settings, &prefixes, &mut state, &tx, &cancel) => r,
+            r = session(&one, &prefixes, &mut state, &tx, &cancel) => r,
         };
-        match result {
+        let e = match result {
             Err(SessionEnd::Shutdown) => return,
-            Err(e) => {
-                let message = e.to_string();
-                if state.healthy.as_deref() != Some(message.as_str()) {
-                    error!(endpoints = %settings.endpoints.join(","), revision = state.rev, message_id = crate::logging::ETCD_UNREACHABLE, "{message}; retrying with backoff");
-                    state
-                        .health
-                        .send_modify(|h| h.error = Some(message.clone()));
-                    state.healthy = Some(message);
-                }
-            }
-            Ok(()) => {}
+            Err(e) => e,
+            Ok(()) => continue,
+        };
+        if state.progressed {
+            failed_in_row = 0;
+            backoff = BACKOFF_MIN;
+        }
+        failed_in_row += 1;
+        index += 1;
+        let message = e.to_string();
+        if last_warning.as_deref() != Some(message.as_str()) {
+            warn!(reconfd.endpoint = %endpoint, revision = state.rev, "{message}; trying the next endpoint");
+            last_warning = Some(message.clone());
+        }
+        if failed_in_row < endpoints.len() {
+            continue;
+        }
+        if state.healthy.as_deref() != Some(message.as_str()) {
+            error!(
+                endpoints = %endpoints.join(","),
+                revision = state.rev,
+                message_id = crate::logging::ETCD_UNREACHABLE,
+                "no etcd endpoint can be followed ({message}); retrying with backoff, files stay as they are"
+            );
+            state
+                .health
+                .send_modify(|h| h.error = Some(message.clone()));
+            state.healthy = Some(message);
         }
         let jitter =
             Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
@@ -130,9 +164,6 @@ pub async fn follow(
             _ = tokio::time::sleep(backoff + jitter) => {}
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
-        if state.healthy.is_none() {
-            backoff = BACKOFF_MIN;
-        }
     }
 }
 
@@ -204,6 +235,10 @@ struct State {
     healthy: Option<String>,
     /// Published for the supervisor (STATUS=, watchdog).
     health: watch::Sender<Health>,
+    /// The current session got as far as watching (so its failure is not a failed connect).
+    progressed: bool,
+    /// The endpoint last followed, to log a switch once.
+    following: String,
 }
 
 async fn session(
@@ -232,7 +267,7 @@ async fn session(
             state.alive();
         }
         if state.healthy.take().is_some() {
-            info!(endpoints = %endpoints, revision = state.rev, message_id = crate::logging::ETCD_RECOVERED, "etcd reachable again");
+            info!(reconfd.endpoint = %endpoints, revision = state.rev, message_id = crate::logging::ETCD_RECOVERED, "etcd reachable again");
         }
         state.health.send_modify(|h| {
             h.error = None;
@@ -254,6 +289,11 @@ async fn session(
         let mut progress = tokio::time::interval(progress_interval());
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         debug!(from = state.rev + 1, "watching");
+        state.progressed = true;
+        if state.following != endpoints {
+            info!(reconfd.endpoint = %endpoints, revision = state.rev, "following etcd");
+            state.following = endpoints.clone();
+        }
         loop {
             let msg = tokio::select! {
                 _ = cancel.cancelled() => return Err(SessionEnd::Shutdown),

@@ -1,0 +1,319 @@
+//! Failover across the members of a real three-member etcd cluster on loopback: the daemon
+//! follows one member; when that member dies or hangs, it moves to another and resumes the
+//! watch from its last revision + 1 without missing a change.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use util::{free_port, wait_for, Daemon, Tree};
+
+struct Member {
+    name: String,
+    port: u16,
+    peer: u16,
+    child: Option<Child>,
+}
+
+/// Three etcd members on free loopback ports, stopped on drop.
+struct Cluster {
+    dir: tempfile::TempDir,
+    members: Vec<Member>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let members: Vec<Member> = ["m0", "m1", "m2"]
+            .iter()
+            .map(|n| Member {
+                name: n.to_string(),
+                port: free_port(),
+                peer: free_port(),
+                child: None,
+            })
+            .collect();
+        let mut c = Cluster { dir, members };
+        for i in 0..3 {
+            c.spawn(i);
+        }
+        for i in 0..3 {
+            c.wait_ready(i);
+        }
+        c
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let ic = self.initial_cluster();
+        let m = &self.members[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", m.name)))
+            .unwrap();
+        let client = format!("http://127.0.0.1:{}", m.port);
+        let peer = format!("http://127.0.0.1:{}", m.peer);
+        let child = Command::new("etcd")
+            .args(["--name", &m.name, "--data-dir"])
+            .arg(self.dir.path().join(&m.name))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &ic, "--initial-cluster-state", "new"])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--log-level", "warn", "--logger", "zap"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start etcd (apt-get install etcd-server)");
+        self.members[i].child = Some(child);
+    }
+
+    fn endpoint(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[i].port)
+    }
+
+    fn post(&self, i: usize, path: &str, body: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.members[i].port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.starts_with("HTTP/1.1 200").then_some(out)
+    }
+
+    fn wait_ready(&self, i: usize) {
+        wait_for(Duration::from_secs(30), "etcd member to answer", || {
+            self.post(i, "/v3/kv/range", r#"{"key":"AA=="}"#)
+                .filter(|b| b.contains("header"))
+        });
+    }
+
+    /// Writes through member `i`, retrying (bounded) while the cluster elects a leader.
+    fn put(&self, i: usize, key: &str, value: &str) {
+        let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b(key), b(value));
+        wait_for(Duration::from_secs(30), "a put through a survivor", || {
+            self.post(i, "/v3/kv/put", &body)
+        });
+    }
+
+    fn pid(&self, i: usize) -> Pid {
+        Pid::from_raw(self.members[i].child.as_ref().unwrap().id() as i32)
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_ready(i);
+    }
+
+    fn index_of(&self, endpoint: &str) -> usize {
+        (0..3)
+            .find(|&i| self.endpoint(i) == endpoint)
+            .unwrap_or_else(|| panic!("unknown endpoint {endpoint}"))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            if let Some(c) = &self.members[i].child {
+                let _ = nix::sys::signal::kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+            }
+            self.kill(i);
+        }
+    }
+}
+
+fn setup(cluster: &Cluster) -> (Tree, Daemon) {
+    let t = Tree::new();
+    t.template(
+        "up.tera",
+        "{% for s in getvs(pattern=\"/services/apache/*\") %}server {{ s }};\n{% endfor %}",
+    );
+    t.resource(
+        "up",
+        "[template]\nsrc = \"up.tera\"\ndest = \"@OUT@/up.conf\"\nkeys = [\"/services/apache\"]\ndebounce = \"0\"\nreload_limit = \"none\"\n",
+    );
+    cluster.put(0, "/services/apache/a", "10.0.0.1:80");
+    let mut cmd = util::reconfd();
+    cmd.args(["run", "--confdir"]).arg(t.confdir());
+    for i in 0..3 {
+        cmd.args(["--endpoint", &cluster.endpoint(i)]);
+    }
+    let d = Daemon::spawn(cmd);
+    d.wait_ready();
+    (t, d)
+}
+
+/// The endpoint the daemon says it follows now (the last "following etcd" line).
+fn followed(d: &Daemon) -> String {
+    let log = d.log();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("following etcd"))
+        .unwrap_or_else(|| panic!("no 'following etcd' in:\n{log}"));
+    let at = line.find("reconfd.endpoint=").expect("endpoint field") + "reconfd.endpoint=".len();
+    line[at..].split_whitespace().next().unwrap().to_owned()
+}
+
+fn wait_content(t: &Tree, d: &Daemon, want: &str, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    let path = t.out().join("up.conf");
+    wait_for(
+        timeout,
+        &format!("up.conf to hold {want:?}\n{}", d.log()),
+        || {
+            std::fs::read_to_string(Path::new(&path))
+                .ok()
+                .filter(|s| s.contains(want))
+        },
+    );
+    started.elapsed()
+}
+
+#[test]
+fn killing_the_followed_member_loses_no_change() {
+    let mut cluster = Cluster::start();
+    let (t, d) = setup(&cluster);
+    let rounds: usize = std::env::var("HA_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let mut times = Vec::new();
+    for round in 0..rounds {
+        let victim = cluster.index_of(&followed(&d));
+        let survivor = (victim + 1) % 3;
+        let before = d.log_count("following etcd");
+        let killed = Instant::now();
+        cluster.kill(victim);
+        // A change made while the daemon's member is gone, and one more after it moved.
+        cluster.put(
+            survivor,
+            "/services/apache/b",
+            &format!("10.0.1.{round}:80"),
+        );
+        cluster.put(
+            survivor,
+            &format!("/services/apache/r{round}"),
+            "10.0.2.1:80",
+        );
+        wait_content(
+            &t,
+            &d,
+            &format!("server 10.0.1.{round}:80;"),
+            Duration::from_secs(30),
+        );
+        times.push(killed.elapsed());
+        // The second write of the round must arrive too (no change missed across the switch).
+        let path = t.out().join("up.conf");
+        wait_for(
+            Duration::from_secs(10),
+            &format!("round {round}'s second write\n{}", d.log()),
+            || {
+                let text = std::fs::read_to_string(&path).ok()?;
+                (text.matches("10.0.2.1:80").count() == round + 1).then_some(())
+            },
+        );
+        assert!(
+            d.log_count("following etcd") > before,
+            "no switch logged:\n{}",
+            d.log()
+        );
+        cluster.restart(victim);
+    }
+    times.sort();
+    eprintln!(
+        "failover: {} rounds, kill → change applied p50 {:?} max {:?}",
+        rounds,
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+}
+
+#[test]
+fn a_hung_member_is_left_within_seconds() {
+    let cluster = Cluster::start();
+    let (t, d) = setup(&cluster);
+    let victim = cluster.index_of(&followed(&d));
+    let survivor = (victim + 1) % 3;
+    nix::sys::signal::kill(cluster.pid(victim), Signal::SIGSTOP).unwrap();
+    cluster.put(survivor, "/services/apache/hung", "10.0.9.9:80");
+    // Keep-alive (5 s + 5 s) notices the silent member; then the next member is followed.
+    let took = wait_content(&t, &d, "server 10.0.9.9:80;", Duration::from_secs(40));
+    nix::sys::signal::kill(cluster.pid(victim), Signal::SIGCONT).unwrap();
+    assert_ne!(followed(&d), cluster.endpoint(victim), "{}", d.log());
+    eprintln!("hung member: change applied {took:?} after the write");
+}
+
+#[test]
+fn all_members_down_then_one_back_recovers() {
+    let mut cluster = Cluster::start();
+    let (t, d) = setup(&cluster);
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    d.wait_log(
+        Duration::from_secs(30),
+        "no etcd endpoint can be followed",
+        1,
+    );
+    assert_eq!(
+        t.read("up.conf"),
+        "server 10.0.0.1:80;\n",
+        "the last good file must stay"
+    );
+    for i in 0..3 {
+        cluster.spawn(i);
+    }
+    for i in 0..3 {
+        cluster.wait_ready(i);
+    }
+    cluster.put(1, "/services/apache/back", "10.0.3.3:80");
+    wait_content(&t, &d, "server 10.0.3.3:80;", Duration::from_secs(40));
+    d.wait_log(Duration::from_secs(10), "etcd reachable again", 1);
+    // One "unreachable" line per state change, not one per retry.
+    assert!(
+        d.log_count("no etcd endpoint can be followed") <= 3,
+        "{}",
+        d.log()
+    );
+}
