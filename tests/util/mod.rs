@@ -78,6 +78,12 @@ impl Etcd {
         etcd
     }
 
+    /// etcd's process id, e.g. to SIGSTOP it (a hung member: its sockets stay open but
+    /// nothing answers) and SIGCONT it again. A stopped etcd still dies on drop (SIGKILL).
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
     fn wait_ready(&self) {
         wait_for(Duration::from_secs(20), "etcd to answer", || {
             self.try_post("/v3/kv/range", r#"{"key":"AA=="}"#)
