@@ -13,7 +13,8 @@ use crate::resource;
 use crate::template::Template;
 use crate::{etcd, exit};
 
-/// Runs one pass; exit 0 when every resource succeeded, 1 otherwise.
+/// Runs one pass; exit 0 when every resource succeeded, 1 otherwise ([`exit::CONFIG`] when a
+/// credential or TLS file is unusable).
 pub async fn run(o: &Overrides, noop: bool) -> u8 {
     let settings = match super::settings(o) {
         Ok(s) => s,
@@ -52,19 +53,37 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
     }
 
     let watched: Vec<String> = prepared.iter().flat_map(|p| p.resource.watched()).collect();
-    let snapshot = match etcd::connect(&settings.etcd).await {
-        Ok(mut client) => etcd::read(&mut client, &settings.etcd.endpoints, &watched).await,
+    let read = match etcd::connect(&settings.etcd).await {
+        Ok(mut client) => etcd::read_allowed(&mut client, &settings.etcd, &watched).await,
         Err(e) => Err(e),
     };
-    let snapshot = match snapshot {
-        Ok(s) => s,
+    let read = match read {
+        Ok(r) => r,
         Err(e) => {
             error!("{e}");
-            return exit::FAILED;
+            return if e.is_config() {
+                exit::CONFIG
+            } else {
+                exit::FAILED
+            };
         }
     };
+    let snapshot = read.snapshot;
 
     for p in &prepared {
+        // A resource whose keys the etcd user may not read fails; the others still render.
+        let denied: Vec<String> = p
+            .resource
+            .watched()
+            .into_iter()
+            .filter(|k| read.denied.contains(k))
+            .collect();
+        if !denied.is_empty() {
+            let e = etcd::denied(&settings.etcd, denied);
+            error!(resource = %p.resource.name, "{}: {e}", p.resource.file.display());
+            failed += 1;
+            continue;
+        }
         let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
         match p.reconcile(view, noop).await {
             Ok(Outcome::WouldInstall { diff, .. }) => print!("{diff}"),
