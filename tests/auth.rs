@@ -317,19 +317,17 @@ fn keyring_stores_and_serves_the_password() {
         ),
     )
     .unwrap();
-    let script = format!(
-        r#"set -e
+    let script = r#"set -e
 echo -n unlock | gnome-keyring-daemon --unlock --components=secrets >/dev/null
 printf '%s\n' "$PW" | "$RECONFD" credentials set --config "$CONF"
 "$RECONFD" once --config "$CONF"
 echo RENDERED
 "$RECONFD" credentials delete --config "$CONF"
 if "$RECONFD" once --config "$CONF"; then echo "once worked without a stored password"; exit 1; fi
-"#
-    );
+"#;
     // A clean environment: only what the session and the script need.
     let mut c = std::process::Command::new("dbus-run-session");
-    c.args(["--", "sh", "-c", &script])
+    c.args(["--", "sh", "-c", script])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", &home)
