@@ -9,7 +9,7 @@
 //!    `LoadCredential=NAME:…` or `LoadCredentialEncrypted=NAME:…` provide it. Same newline rule.
 //! 3. `password_keyring = true`: the system keyring (Secret Service over the session D-Bus),
 //!    service `reconfd`, account = the username. `reconfd credentials set` stores it there.
-//! 4. The environment variable `RECONFD_ETCD_PASSWORD`.
+//! 4. The environment variable `RECONFD_ETCD_PASSWORD` (same newline rule).
 //!
 //! The password is never taken from the command line (where `ps` shows it), and it only ever
 //! lives in a [`Password`], whose `Debug` prints `<redacted>` and which has no `Display`, so
@@ -160,7 +160,7 @@ pub fn password(settings: &EtcdSettings, user: &str) -> Result<Password, Credent
         }
         Source::Keyring => keyring_get(user)?,
         Source::Env => match std::env::var(PASSWORD_ENV) {
-            Ok(v) => v,
+            Ok(v) => strip_newline(v),
             Err(std::env::VarError::NotPresent) => {
                 return Err(fail(
                     "it is not set, and no other source is configured: set etcd.password_file, etcd.password_credential or etcd.password_keyring".into(),
@@ -263,19 +263,24 @@ fn read_secret_file(path: &Path, user: &str, check_mode: bool) -> Result<String,
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-    let mut text = String::from_utf8(bytes).map_err(|_| {
+    let text = String::from_utf8(bytes).map_err(|_| {
         fail(format!(
             "{}: the password is not valid UTF-8",
             path.display()
         ))
     })?;
+    Ok(strip_newline(text))
+}
+
+/// Drops one trailing newline (`\n` or `\r\n`): editors and `echo` add one.
+fn strip_newline(mut text: String) -> String {
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {
             text.pop();
         }
     }
-    Ok(text)
+    text
 }
 
 /// The keyring entry of `user`, or why there is none usable.

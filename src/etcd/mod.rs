@@ -356,6 +356,20 @@ pub async fn read(
     Ok(r.snapshot)
 }
 
+/// [`read`] with the settings at hand, so a denied key's error names the user and TLS
+/// errors name the files.
+pub async fn read_with(
+    client: &mut Client,
+    settings: &EtcdSettings,
+    watched: &[String],
+) -> Result<Snapshot, EtcdError> {
+    let r = read_allowed(client, settings, watched).await?;
+    if !r.denied.is_empty() {
+        return Err(denied(settings, r.denied));
+    }
+    Ok(r.snapshot)
+}
+
 /// Like [`read`], but a watched key the user may not read does not fail the others: it is
 /// listed in [`Read::denied`], and every other key is still read at one revision. Errors name
 /// the user.
