@@ -122,6 +122,14 @@ pub enum Command {
     Once,
     /// Validate the config, every resource and every template without contacting etcd.
     Check,
+    /// Store or remove the etcd password of --username (or etcd.username) in the system
+    /// keyring, for `password_keyring = true`. The keyring is the Secret Service of a user
+    /// session; a system service has none and should use a systemd credential instead.
+    Credentials {
+        /// What to do with the stored password.
+        #[command(subcommand)]
+        action: CredentialsAction,
+    },
     /// Render one template from a data file, without etcd, to stdout.
     Render {
         /// The template; `.tmpl` files are confd Go templates, anything else is Tera.
@@ -131,4 +139,14 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         data: PathBuf,
     },
+}
+
+/// `reconfd credentials` actions.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum CredentialsAction {
+    /// Read the password from standard input (without echo on a terminal) and store it;
+    /// one trailing newline is not part of it.
+    Set,
+    /// Remove the stored password.
+    Delete,
 }

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     logging::init(&level, cli.global.log_target, cli.global.log_format);
     let code = match &cli.command {
         Command::Check => cmd::check::run(&overrides),
+        Command::Credentials { action } => cmd::credentials::run(&overrides, *action),
         Command::Render { template, data } => {
             cmd::render::run(template, data, overrides.prefix.as_deref())
         }

@@ -1,13 +1,13 @@
-//! `reconfd check`: validates the config, every resource and every template without etcd,
-//! and prints every problem at once as `file:line: message`.
+//! `reconfd check`: validates the config, the TLS and password files, every resource and
+//! every template without etcd, and prints every problem at once as `file:line: message`.
 
 use std::path::Path;
 
 use crate::config::Overrides;
 use crate::diag::Diagnostic;
-use crate::exit;
 use crate::resource::{self, Resource};
 use crate::template::Template;
+use crate::{etcd, exit};
 
 /// Runs the check; exit 0 when nothing is wrong, [`exit::CONFIG`] otherwise.
 pub fn run(o: &Overrides) -> u8 {
@@ -36,6 +36,16 @@ pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec
     let loaded = resource::load_all(settings);
     let mut problems = loaded.errors;
     let mut warnings = Vec::new();
+    let config = settings
+        .config_file
+        .clone()
+        .unwrap_or_else(|| "<command line>".into());
+    for e in etcd::tls::check(&settings.etcd) {
+        problems.push(Diagnostic::file(&config, e.to_string()));
+    }
+    let (bad, odd) = etcd::credentials::check(&settings.etcd);
+    problems.extend(bad.into_iter().map(|m| Diagnostic::file(&config, m)));
+    warnings.extend(odd.into_iter().map(|m| Diagnostic::file(&config, m)));
     for r in &loaded.resources {
         check_resource(r, &mut problems, &mut warnings);
     }

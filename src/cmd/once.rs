@@ -13,7 +13,8 @@ use crate::resource;
 use crate::template::Template;
 use crate::{etcd, exit};
 
-/// Runs one pass; exit 0 when every resource succeeded, 1 otherwise.
+/// Runs one pass; exit 0 when every resource succeeded, 1 otherwise ([`exit::CONFIG`] when a
+/// credential or TLS file is unusable).
 pub async fn run(o: &Overrides, noop: bool) -> u8 {
     let settings = match super::settings(o) {
         Ok(s) => s,
@@ -52,26 +53,44 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
     }
 
     let watched: Vec<String> = prepared.iter().flat_map(|p| p.resource.watched()).collect();
-    let snapshot = match etcd::connect(&settings.etcd).await {
-        Ok(mut client) => etcd::read(&mut client, &settings.etcd.endpoints, &watched).await,
+    let read = match etcd::connect(&settings.etcd).await {
+        Ok(mut client) => etcd::read_allowed(&mut client, &settings.etcd, &watched).await,
         Err(e) => Err(e),
     };
-    let snapshot = match snapshot {
-        Ok(s) => s,
+    let read = match read {
+        Ok(r) => r,
         Err(e) => {
             error!("{e}");
-            return exit::FAILED;
+            return if e.is_config() {
+                exit::CONFIG
+            } else {
+                exit::FAILED
+            };
         }
     };
+    let snapshot = read.snapshot;
 
     // Resources reconcile concurrently (renders are CPU-bound: a few per core), and the
-    // diffs are printed in file-name order afterwards.
+    // diffs are printed in file-name order afterwards. A resource whose keys the etcd user
+    // may not read fails; the others still render.
     let snapshot = Arc::new(snapshot);
     let permits = Arc::new(tokio::sync::Semaphore::new(
         std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
     ));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, p) in prepared.into_iter().enumerate() {
+        let denied: Vec<String> = p
+            .resource
+            .watched()
+            .into_iter()
+            .filter(|k| read.denied.contains(k))
+            .collect();
+        if !denied.is_empty() {
+            let e = etcd::denied(&settings.etcd, denied);
+            error!(reconfd.resource = %p.resource.name, "{}: {e}", p.resource.file.display());
+            failed += 1;
+            continue;
+        }
         let (snapshot, permits) = (snapshot.clone(), permits.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;

@@ -74,12 +74,18 @@ pub struct EtcdSettings {
     pub endpoints: Vec<String>,
     /// Set when authentication is wanted.
     pub username: Option<String>,
-    /// Where the password is read from.
+    /// Password file; the first password source consulted (see [`crate::etcd::credentials`]).
     pub password_file: Option<PathBuf>,
-    /// CA bundle for verifying the servers.
+    /// systemd credential name; the second source.
+    pub password_credential: Option<String>,
+    /// Whether to use the system keyring; the third source. The environment is the last.
+    pub password_keyring: bool,
+    /// CA bundle for verifying the servers; required with `https://` endpoints.
     pub ca_file: Option<PathBuf>,
     /// Client certificate and key, always both or neither.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Name to verify the servers' certificates against instead of the endpoints' host.
+    pub server_name: Option<String>,
 }
 
 /// Per-resource batching: quiet period, maximum wait, reload rate limit.
@@ -199,10 +205,55 @@ impl Settings {
             .or(raw.etcd.username.clone())
             .filter(|u| !u.is_empty());
         let password_file = o.password_file.clone().or(raw.etcd.password_file.clone());
-        if password_file.is_some() && username.is_none() {
+        let password_credential = raw.etcd.password_credential.clone();
+        let password_keyring = raw.etcd.password_keyring.unwrap_or(false);
+        if username.is_none() {
+            for (set, name) in [
+                (password_file.is_some(), "etcd.password_file"),
+                (password_credential.is_some(), "etcd.password_credential"),
+                (password_keyring, "etcd.password_keyring"),
+            ] {
+                if set {
+                    errors.push(Diagnostic::file(
+                        &file,
+                        format!("{name} is set but etcd.username is not"),
+                    ));
+                }
+            }
+        }
+        if let Some(name) = &password_credential {
+            // systemd credential names are file names in $CREDENTIALS_DIRECTORY.
+            if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                errors.push(Diagnostic::file(
+                    &file,
+                    format!(
+                        "etcd.password_credential {name:?} is not a credential name (a file name, as in LoadCredential=NAME:PATH)"
+                    ),
+                ));
+            }
+        }
+
+        let server_name = raw.etcd.tls.server_name.clone().filter(|n| !n.is_empty());
+        // With mixed or invalid schemes only that error is reported (above).
+        let only = |scheme: &str| schemes.len() == 1 && schemes.contains(scheme);
+        if only("http") {
+            for (set, name) in [
+                (ca_file.is_some(), "etcd.tls.ca_file is"),
+                (client_cert.is_some(), "etcd.tls.cert_file and key_file are"),
+                (server_name.is_some(), "etcd.tls.server_name is"),
+            ] {
+                if set {
+                    errors.push(Diagnostic::file(
+                        &file,
+                        format!("{name} set, but the endpoints use http://: TLS needs https:// endpoints"),
+                    ));
+                }
+            }
+        } else if only("https") && ca_file.is_none() {
+            // etcd-client's rustls setup loads no system roots: without a CA nothing verifies.
             errors.push(Diagnostic::file(
                 &file,
-                "etcd.password_file is set but etcd.username is not",
+                "https:// endpoints need etcd.tls.ca_file (--ca-file): reconfd trusts only the CA named there, never the system's CA store",
             ));
         }
 
@@ -227,8 +278,11 @@ impl Settings {
                 endpoints,
                 username,
                 password_file,
+                password_credential,
+                password_keyring,
                 ca_file,
                 client_cert,
+                server_name,
             },
             batch,
             log_level,
@@ -344,5 +398,57 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.len(), 2, "{err:?}");
+    }
+
+    #[test]
+    fn tls_needs_https_and_https_needs_a_ca() {
+        let (_d, p) = write(
+            "[etcd]\nendpoints = [\"http://a:1\"]\n[etcd.tls]\nca_file = \"/ca.pem\"\nserver_name = \"etcd\"\n",
+        );
+        let err = Settings::assemble(&Overrides {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.len(), 2, "{err:?}");
+        assert!(err[0].message.contains("ca_file") && err[0].message.contains("https://"));
+        assert!(err[1].message.contains("server_name"));
+        let (_d, p) = write("[etcd]\nendpoints = [\"https://a:1\"]\n");
+        let err = Settings::assemble(&Overrides {
+            config: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err[0].message.contains("need etcd.tls.ca_file"), "{err:?}");
+        let s = Settings::assemble(&Overrides {
+            config: Some(p),
+            ca_file: Some("/ca.pem".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.uses_tls());
+    }
+
+    #[test]
+    fn password_sources_need_a_username_and_credential_names_are_file_names() {
+        let (_d, p) = write("[etcd]\npassword_credential = \"../x\"\npassword_keyring = true\n");
+        let err = Settings::assemble(&Overrides {
+            config: Some(p.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let text: Vec<String> = err.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].contains("password_credential is set but etcd.username is not"));
+        assert!(text[1].contains("password_keyring is set"));
+        assert!(text[2].contains("not a credential name"));
+        let (_d, p) =
+            write("[etcd]\nusername = \"reconfd\"\npassword_credential = \"etcd-password\"\n");
+        let s = Settings::assemble(&Overrides {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.etcd.password_credential.as_deref(), Some("etcd-password"));
     }
 }

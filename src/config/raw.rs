@@ -33,8 +33,15 @@ pub struct RawEtcd {
     pub endpoints: Option<Vec<String>>,
     /// A username turns authentication on.
     pub username: Option<String>,
-    /// File holding the password (one trailing newline is ignored).
+    /// File holding the password (one trailing newline is ignored); refused when group- or
+    /// world-readable.
     pub password_file: Option<PathBuf>,
+    /// Name of a systemd credential holding the password, read from
+    /// `$CREDENTIALS_DIRECTORY/NAME` (`LoadCredential=NAME:…` in the unit).
+    pub password_credential: Option<String>,
+    /// Read the password from the system keyring (Secret Service), service `reconfd`,
+    /// account = username.
+    pub password_keyring: Option<bool>,
     /// TLS files.
     #[serde(default)]
     pub tls: RawTls,
@@ -48,8 +55,10 @@ pub struct RawTls {
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate.
     pub cert_file: Option<PathBuf>,
-    /// PEM client key.
+    /// PEM client key (PKCS#8, RSA or SEC1).
     pub key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, when it differs from the endpoints' host.
+    pub server_name: Option<String>,
 }
 
 /// `[batch]`, also the shape of the per-resource overrides.

@@ -1,49 +1,70 @@
 //! etcd access: connecting with the configured endpoints, credentials and TLS, and reading
 //! every watched key at one revision so a pass renders one consistent state.
 //!
-//! It hides the etcd-client crate from the rest of reconfd. [`watch`] follows changes.
+//! It hides the etcd-client crate from the rest of reconfd. [`watch`] follows changes,
+//! [`credentials`] finds the password, [`tls`] loads and validates the PEM files.
+//!
+//! Authentication: a username turns it on. The client logs in inside [`connect`] and
+//! re-authenticates once and retries when a unary call meets an expired token (etcd's simple
+//! tokens expire after `--auth-token-ttl` without use). A *new* watch is refused in-band
+//! instead; [`watch`] handles that by refreshing the token and watching again.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, TlsOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{Client, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
 
 use crate::config::EtcdSettings;
 use crate::keys;
 use crate::store::KvView;
 
+pub mod credentials;
+pub mod tls;
 pub mod watch;
+
+pub use credentials::{CredentialError, Password};
+pub use tls::TlsError;
 
 /// etcd's default limit of operations in one transaction (`--max-txn-ops`).
 const MAX_TXN_OPS: usize = 128;
 /// Responses for big prefixes exceed tonic's 4 MiB default.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
-/// Why etcd could not be reached or read. Messages name the endpoints or file at fault.
+/// Why etcd could not be reached or read. Messages name the endpoints, user, keys or file at
+/// fault, and never contain the password.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
-    /// A credential or TLS file could not be read.
-    #[error("{path}: {what}: {source}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What the file was for.
-        what: &'static str,
-        /// The I/O error.
-        source: std::io::Error,
+    /// The password could not be had.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// A TLS file is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// etcd refused the login (wrong password, unknown user, auth not enabled).
+    #[error("etcd at {endpoints} refused the login of user {user:?}: {reason}")]
+    Auth {
+        /// The user.
+        user: String,
+        /// The endpoints, comma-separated.
+        endpoints: String,
+        /// etcd's message.
+        reason: String,
+        /// The client's error.
+        source: etcd_client::Error,
     },
-    /// Connecting or authenticating failed.
-    #[error("cannot connect to etcd at {endpoints}: {source}")]
+    /// Connecting failed.
+    #[error("cannot connect to etcd at {endpoints}: {source}{hint}")]
     Connect {
         /// The endpoints tried, comma-separated.
         endpoints: String,
         /// The client's error.
         source: etcd_client::Error,
+        /// What probably causes it, when the error says (empty or `"; …"`).
+        hint: String,
     },
     /// A read failed.
-    #[error("reading {what} from etcd at {endpoints} failed: {source}")]
+    #[error("reading {what} from etcd at {endpoints} failed: {source}{hint}")]
     Read {
         /// What was being read.
         what: String,
@@ -51,7 +72,38 @@ pub enum EtcdError {
         endpoints: String,
         /// The client's error.
         source: etcd_client::Error,
+        /// What probably causes it, when the error says (empty or `"; …"`).
+        hint: String,
     },
+    /// The user's role does not allow reading these keys.
+    #[error("{}", denied_message(user.as_deref(), keys, endpoints))]
+    Denied {
+        /// The user, when known.
+        user: Option<String>,
+        /// The watched keys that may not be read.
+        keys: Vec<String>,
+        /// The endpoints, comma-separated.
+        endpoints: String,
+    },
+}
+
+impl EtcdError {
+    /// Whether the fault is in the local configuration (a credential or TLS file), so the
+    /// process should exit with the configuration error code rather than retry.
+    pub fn is_config(&self) -> bool {
+        matches!(self, EtcdError::Credential(_) | EtcdError::Tls(_))
+    }
+}
+
+fn denied_message(user: Option<&str>, keys: &[String], endpoints: &str) -> String {
+    let first = keys.first().map_or("", String::as_str);
+    let keys = keys.join(", ");
+    match user {
+        Some(u) => format!(
+            "etcd user {u:?} may not read {keys} (permission denied by etcd at {endpoints}); grant one of its roles read on that prefix, e.g. etcdctl role grant-permission ROLE --prefix=true read {first}"
+        ),
+        None => format!("permission denied reading {keys} from etcd at {endpoints}"),
+    }
 }
 
 /// Full etcd key → value. A persistent map: cloning it is O(1) and an update copies only a
@@ -158,74 +210,255 @@ pub fn merge_prefixes(watched: &[String]) -> Vec<String> {
     out
 }
 
-/// Connects to etcd. With a username the password is read now and the client logs in.
+/// Loads everything [`connect`] needs from disk (TLS files, the password) without
+/// contacting etcd, so a daemon can refuse to start on a local mistake instead of retrying.
+pub async fn preflight(settings: &EtcdSettings) -> Result<(), EtcdError> {
+    tls::options(settings)?;
+    if let Some(user) = &settings.username {
+        password(settings, user).await?;
+    }
+    Ok(())
+}
+
+/// Connects to etcd. The TLS files and the password are read now, at every connection, so
+/// replaced files are picked up by the next reconnect. With a username the client logs in
+/// here.
 pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(10))
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
-    if let Some(user) = &settings.username {
-        let password = read_password(settings.password_file.as_deref())?;
-        opts = opts
-            .with_user(user.clone(), password)
-            .with_auto_token_refresh(true);
-    }
-    if settings.endpoints.iter().any(|e| e.starts_with("https://")) {
-        let mut tls = TlsOptions::new();
-        if let Some(ca) = &settings.ca_file {
-            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(read_file(
-                ca, "CA file",
-            )?));
-        }
-        if let Some((cert, key)) = &settings.client_cert {
-            tls = tls.identity(etcd_client::Identity::from_pem(
-                read_file(cert, "client certificate")?,
-                read_file(key, "client key")?,
-            ));
-        }
+    if let Some(tls) = tls::options(settings)? {
         opts = opts.with_tls(tls);
+    }
+    if let Some(user) = &settings.username {
+        let password = password(settings, user).await?;
+        opts = opts
+            .with_user(user.clone(), password.expose())
+            .with_auto_token_refresh(true);
     }
     Client::connect(&settings.endpoints, Some(opts))
         .await
-        .map_err(|source| EtcdError::Connect {
-            endpoints: settings.endpoints.join(","),
-            source,
+        .map_err(|source| {
+            let endpoints = settings.endpoints.join(",");
+            match (&settings.username, &source) {
+                (Some(user), etcd_client::Error::GRpcStatus(status))
+                    if matches!(
+                        status.code(),
+                        tonic::Code::InvalidArgument
+                            | tonic::Code::FailedPrecondition
+                            | tonic::Code::Unauthenticated
+                            | tonic::Code::PermissionDenied
+                    ) =>
+                {
+                    EtcdError::Auth {
+                        user: user.clone(),
+                        endpoints,
+                        reason: status.message().to_owned(),
+                        source,
+                    }
+                }
+                _ => EtcdError::Connect {
+                    hint: hint(&source, &settings.endpoints, Some(settings)),
+                    endpoints,
+                    source,
+                },
+            }
         })
+}
+
+/// The password, read off the async threads: the keyring speaks D-Bus synchronously.
+async fn password(settings: &EtcdSettings, user: &str) -> Result<Password, CredentialError> {
+    let (settings, user) = (settings.clone(), user.to_owned());
+    tokio::task::spawn_blocking(move || credentials::password(&settings, &user))
+        .await
+        .expect("reading the password panicked")
+}
+
+/// What probably causes a connection or read error, from its text: `"; …"` or empty.
+fn hint(e: &etcd_client::Error, endpoints: &[String], settings: Option<&EtcdSettings>) -> String {
+    // Debug shows the whole chain (TLS errors live in the transport error's sources).
+    let text = format!("{e:?}");
+    let tls = endpoints.iter().any(|e| e.starts_with("https://"));
+    let ca = settings
+        .and_then(|s| s.ca_file.as_ref())
+        .map_or("etcd.tls.ca_file".to_owned(), |p| p.display().to_string());
+    let client_cert = settings.and_then(|s| s.client_cert.as_ref());
+    let closed = text.contains("connection closed")
+        || text.contains("BrokenPipe")
+        || text.contains("ConnectionReset");
+    if text.contains("UnknownIssuer") {
+        format!("; the server's certificate is not signed by a CA in {ca}")
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        "; the server's certificate does not name the endpoint's host: connect by a name it carries, or set [etcd.tls] server_name to one".into()
+    } else if text.contains("CertificateRequired")
+        || text.contains("BadCertificate")
+        || text.contains("UnknownCA")
+    {
+        match client_cert {
+            Some((cert, _)) => format!(
+                "; the server refused the client certificate {}",
+                cert.display()
+            ),
+            None => {
+                "; the server requires a client certificate: set etcd.tls.cert_file and key_file"
+                    .into()
+            }
+        }
+    } else if text.contains("tls handshake eof") || text.contains("CorruptMessage") {
+        "; the server broke off the TLS handshake: does it serve TLS on this port?".into()
+    } else if tls && closed && client_cert.is_none() && settings.is_some() {
+        "; the server closed the connection: if it requires client certificates (--client-cert-auth), set etcd.tls.cert_file and key_file".into()
+    } else if !tls && closed {
+        "; the server closed the connection: if it serves TLS, use https:// endpoints".into()
+    } else if text.contains("user name is empty") {
+        "; etcd requires authentication: set etcd.username (--username) and a password source"
+            .into()
+    } else {
+        String::new()
+    }
+}
+
+fn is_denied(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::PermissionDenied)
+}
+
+/// The result of [`read_allowed`]: every readable watched key at one revision, and the
+/// watched keys the user may not read.
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    /// Every key under the readable watched keys.
+    pub snapshot: Snapshot,
+    /// Watched keys (full keys, as given) that etcd refused with "permission denied".
+    pub denied: Vec<String>,
 }
 
 /// Reads every key covered by `watched` (full keys) at one revision.
 ///
 /// Each watched key becomes two range reads, the key itself and its `/`-children, so
 /// `/services/apache` never transfers `/services/apachefoo`. They go in as few transactions
-/// as etcd allows; the later ones are pinned to the first one's revision.
+/// as etcd allows; the later ones are pinned to the first one's revision. Any watched key
+/// the user may not read makes this fail with [`EtcdError::Denied`] naming the keys; see
+/// [`read_allowed`] to read the rest anyway.
 pub async fn read(
     client: &mut Client,
     endpoints: &[String],
     watched: &[String],
 ) -> Result<Snapshot, EtcdError> {
-    let mut ops = Vec::new();
-    for w in merge_prefixes(watched) {
-        if w == "/" {
-            ops.push((w.clone(), None));
-        } else {
-            ops.push((w.clone(), Some(false)));
-            ops.push((format!("{w}/"), Some(true)));
-        }
+    let r = read_inner(client, endpoints, None, watched).await?;
+    if !r.denied.is_empty() {
+        return Err(EtcdError::Denied {
+            user: None,
+            keys: r.denied,
+            endpoints: endpoints.join(","),
+        });
     }
-    let mut snapshot = Snapshot::default();
+    Ok(r.snapshot)
+}
+
+/// [`read`] with the settings at hand, so a denied key's error names the user and TLS
+/// errors name the files.
+pub async fn read_with(
+    client: &mut Client,
+    settings: &EtcdSettings,
+    watched: &[String],
+) -> Result<Snapshot, EtcdError> {
+    let r = read_allowed(client, settings, watched).await?;
+    if !r.denied.is_empty() {
+        return Err(denied(settings, r.denied));
+    }
+    Ok(r.snapshot)
+}
+
+/// Like [`read`], but a watched key the user may not read does not fail the others: it is
+/// listed in [`Read::denied`], and every other key is still read at one revision. Errors name
+/// the user.
+pub async fn read_allowed(
+    client: &mut Client,
+    settings: &EtcdSettings,
+    watched: &[String],
+) -> Result<Read, EtcdError> {
+    read_inner(client, &settings.endpoints, Some(settings), watched).await
+}
+
+/// The error for watched keys `keys` that the configured user may not read.
+pub fn denied(settings: &EtcdSettings, keys: Vec<String>) -> EtcdError {
+    EtcdError::Denied {
+        user: settings.username.clone(),
+        keys,
+        endpoints: settings.endpoints.join(","),
+    }
+}
+
+async fn read_inner(
+    client: &mut Client,
+    endpoints: &[String],
+    settings: Option<&EtcdSettings>,
+    watched: &[String],
+) -> Result<Read, EtcdError> {
     let mut kv = client
         .kv_client()
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let fail = |what: String, source: etcd_client::Error| EtcdError::Read {
+        what,
+        endpoints: endpoints.join(","),
+        hint: hint(&source, endpoints, settings),
+        source,
+    };
+    let mut snapshot = Snapshot::default();
+    match read_into(&mut kv, &merge_prefixes(watched), &mut snapshot).await {
+        Ok(()) => {
+            return Ok(Read {
+                snapshot,
+                denied: Vec::new(),
+            })
+        }
+        Err((_, source)) if is_denied(&source) => {}
+        Err((what, source)) => return Err(fail(what, source)),
+    }
+    // One transaction holds every key, so one denied key fails them all: read each watched
+    // key on its own to tell the readable from the denied, pinned to one revision (the
+    // first readable key's).
+    let mut each = watched.to_vec();
+    each.sort();
+    each.dedup();
+    let mut snapshot = Snapshot::default();
+    let mut denied = Vec::new();
+    for key in each {
+        match read_into(&mut kv, std::slice::from_ref(&key), &mut snapshot).await {
+            Ok(()) => {}
+            Err((_, source)) if is_denied(&source) => denied.push(key),
+            Err((what, source)) => return Err(fail(what, source)),
+        }
+    }
+    Ok(Read { snapshot, denied })
+}
+
+/// Reads every key under `prefixes` (merged watched keys) into `snapshot`, pinned to its
+/// revision when it has one, else taking the first response's. On failure returns what was
+/// being read and the error.
+async fn read_into(
+    kv: &mut KvClient,
+    prefixes: &[String],
+    snapshot: &mut Snapshot,
+) -> Result<(), (String, etcd_client::Error)> {
+    let mut ops = Vec::new();
+    for w in prefixes {
+        if w == "/" {
+            // "/" covers every key starting with "/".
+            ops.push((w.clone(), true));
+        } else {
+            ops.push((w.clone(), false));
+            ops.push((format!("{w}/"), true));
+        }
+    }
     for chunk in ops.chunks(MAX_TXN_OPS) {
         let txn_ops: Vec<TxnOp> = chunk
             .iter()
             .map(|(key, prefix)| {
                 let mut o = GetOptions::new();
-                match prefix {
-                    Some(false) => {}
-                    Some(true) => o = o.with_prefix(),
-                    // "/" covers every key starting with "/".
-                    None => o = o.with_prefix(),
+                if *prefix {
+                    o = o.with_prefix();
                 }
                 if snapshot.revision > 0 {
                     o = o.with_revision(snapshot.revision);
@@ -233,18 +466,15 @@ pub async fn read(
                 TxnOp::get(key.as_str(), Some(o))
             })
             .collect();
-        let resp = kv
-            .txn(Txn::new().and_then(txn_ops))
-            .await
-            .map_err(|source| EtcdError::Read {
-                what: chunk
-                    .iter()
-                    .map(|(k, _)| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                endpoints: endpoints.join(","),
-                source,
-            })?;
+        let resp = kv.txn(Txn::new().and_then(txn_ops)).await.map_err(|e| {
+            let what = chunk
+                .iter()
+                .filter(|(_, prefix)| !prefix || chunk.len() == 1)
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            (what, e)
+        })?;
         if snapshot.revision == 0 {
             snapshot.revision = resp.header().map_or(0, |h| h.revision());
         }
@@ -259,31 +489,7 @@ pub async fn read(
             }
         }
     }
-    Ok(snapshot)
-}
-
-fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, EtcdError> {
-    std::fs::read(path).map_err(|source| EtcdError::File {
-        path: path.to_owned(),
-        what,
-        source,
-    })
-}
-
-/// The password from its file (one trailing newline is not part of it) or, without a file,
-/// from `RECONFD_ETCD_PASSWORD`.
-fn read_password(file: Option<&Path>) -> Result<String, EtcdError> {
-    let mut pw = match file {
-        Some(f) => String::from_utf8_lossy(&read_file(f, "password file")?).into_owned(),
-        None => std::env::var("RECONFD_ETCD_PASSWORD").unwrap_or_default(),
-    };
-    if pw.ends_with('\n') {
-        pw.pop();
-        if pw.ends_with('\r') {
-            pw.pop();
-        }
-    }
-    Ok(pw)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -348,15 +554,5 @@ mod tests {
         d.refresh(&mut view, "/dc1", &watched);
         assert_eq!(*view, d.view("/dc1", &watched));
         assert_eq!(view.entries.len(), 4);
-    }
-
-    #[test]
-    fn password_file_trailing_newline() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("pw");
-        std::fs::write(&p, "s3cret\n").unwrap();
-        assert_eq!(read_password(Some(&p)).unwrap(), "s3cret");
-        std::fs::write(&p, "s3cret\n\n").unwrap();
-        assert_eq!(read_password(Some(&p)).unwrap(), "s3cret\n");
     }
 }

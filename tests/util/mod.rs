@@ -58,21 +58,58 @@ pub struct Etcd {
     pub endpoint: String,
     port: u16,
     peer: u16,
+    /// Extra etcd arguments, kept so a restart starts the same server.
+    extra: Vec<String>,
+    /// The TLS listener's port, when started with [`Etcd::start_tls`].
+    tls_port: Option<u16>,
+    /// root's password once [`Etcd::enable_auth`] ran: the helpers then act as root.
+    root_password: Option<String>,
 }
 
 impl Etcd {
     /// Starts etcd and waits (at most 20 s) until it answers.
     pub fn start() -> Etcd {
+        Self::launch(&[], None)
+    }
+
+    /// Starts etcd with extra arguments, e.g. `["--auth-token-ttl", "2"]`.
+    pub fn start_with(args: &[&str]) -> Etcd {
+        Self::launch(args, None)
+    }
+
+    /// Starts etcd with a TLS client listener ([`Etcd::tls_endpoint`]) besides the plain one
+    /// ([`Etcd::endpoint`]) that the helpers keep using.
+    pub fn start_tls(tls: &ServerTls) -> Etcd {
+        let mut args = vec![
+            "--cert-file".to_owned(),
+            tls.cert.display().to_string(),
+            "--key-file".to_owned(),
+            tls.key.display().to_string(),
+        ];
+        if let Some(ca) = &tls.client_ca {
+            args.push("--trusted-ca-file".into());
+            args.push(ca.display().to_string());
+            args.push("--client-cert-auth".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::launch(&args, Some(free_port()))
+    }
+
+    fn launch(args: &[&str], tls_port: Option<u16>) -> Etcd {
         let dir = tempfile::tempdir().unwrap();
         let (port, peer) = (free_port(), free_port());
         let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-        let child = spawn_etcd(dir.path(), port, peer, log);
+        let extra: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = spawn_etcd(dir.path(), port, peer, tls_port, &extra, log);
         let etcd = Etcd {
             child,
             dir,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
             peer,
+            extra,
+            tls_port,
+            root_password: None,
         };
         etcd.wait_ready();
         etcd
@@ -82,6 +119,83 @@ impl Etcd {
     /// nothing answers) and SIGCONT it again. A stopped etcd still dies on drop (SIGKILL).
     pub fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// `https://127.0.0.1:PORT` of a server started with [`Etcd::start_tls`].
+    pub fn tls_endpoint(&self) -> String {
+        format!(
+            "https://127.0.0.1:{}",
+            self.tls_port.expect("etcd was not started with TLS")
+        )
+    }
+
+    /// `https://HOST:PORT` of the TLS listener, for a host name the certificate may carry.
+    pub fn tls_endpoint_as(&self, host: &str) -> String {
+        format!(
+            "https://{host}:{}",
+            self.tls_port.expect("etcd was not started with TLS")
+        )
+    }
+
+    /// Runs `etcdctl ARGS` against the plain listener (as root once auth is enabled), with
+    /// `stdin` as its input; panics on failure. Returns stdout.
+    pub fn etcdctl_in(&self, args: &[&str], stdin: &str) -> String {
+        let mut c = Command::new("etcdctl");
+        c.env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoint]);
+        if let Some(pw) = &self.root_password {
+            c.arg(format!("--user=root:{pw}"));
+        }
+        let mut child = c
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run etcdctl (Debian: apt-get install etcd-client)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `etcdctl ARGS`; see [`Etcd::etcdctl_in`].
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        self.etcdctl_in(args, "")
+    }
+
+    /// Creates user root with `root_password` and turns authentication on, as
+    /// docs/operations.md does. From now on the helpers (put, delete, …) log in as root.
+    pub fn enable_auth(&mut self, root_password: &str) {
+        self.etcdctl_in(
+            &["user", "add", "root", "--interactive=false"],
+            &format!("{root_password}\n"),
+        );
+        self.etcdctl(&["auth", "enable"]);
+        self.root_password = Some(root_password.to_owned());
+    }
+
+    /// Creates role `ROLE` with read permission on each of `prefixes` (etcd key prefixes)
+    /// and user `name` with that role, as docs/operations.md does.
+    pub fn add_reader(&self, name: &str, password: &str, role: &str, prefixes: &[&str]) {
+        self.etcdctl(&["role", "add", role]);
+        for p in prefixes {
+            self.etcdctl(&["role", "grant-permission", role, "--prefix=true", "read", p]);
+        }
+        self.etcdctl_in(
+            &["user", "add", name, "--interactive=false"],
+            &format!("{password}\n"),
+        );
+        self.etcdctl(&["user", "grant-role", name, role]);
     }
 
     fn wait_ready(&self) {
@@ -111,16 +225,45 @@ impl Etcd {
             .open(self.dir.path().join("etcd.log"))
             .unwrap();
         // The ports were ours a moment ago; etcd sets SO_REUSEADDR, so they bind again at once.
-        self.child = spawn_etcd(self.dir.path(), self.port, self.peer, log);
+        self.child = spawn_etcd(
+            self.dir.path(),
+            self.port,
+            self.peer,
+            self.tls_port,
+            &self.extra,
+            log,
+        );
         self.wait_ready();
     }
 
     fn try_post(&self, path: &str, body: &str) -> std::io::Result<String> {
+        // Once auth is on, every call logs in as root first (a fresh token, so the tests'
+        // own writes never keep another client's token alive).
+        let auth = match &self.root_password {
+            Some(pw) => {
+                let resp = self.raw_post(
+                    "/v3/auth/authenticate",
+                    &format!(r#"{{"name":"root","password":"{pw}"}}"#),
+                    "",
+                )?;
+                let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+                let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+                    std::io::Error::other(format!("etcd authenticate: {e}: {resp}"))
+                })?;
+                let token = v["token"].as_str().unwrap_or_default();
+                format!("Authorization: {token}\r\n")
+            }
+            None => String::new(),
+        };
+        self.raw_post(path, body, &auth)
+    }
+
+    fn raw_post(&self, path: &str, body: &str, headers: &str) -> std::io::Result<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             s,
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )?;
         let mut out = String::new();
@@ -242,8 +385,18 @@ impl Etcd {
     }
 }
 
-fn spawn_etcd(dir: &Path, port: u16, peer: u16, log: std::fs::File) -> Child {
-    let client_url = format!("http://127.0.0.1:{port}");
+fn spawn_etcd(
+    dir: &Path,
+    port: u16,
+    peer: u16,
+    tls_port: Option<u16>,
+    extra: &[String],
+    log: std::fs::File,
+) -> Child {
+    let mut client_url = format!("http://127.0.0.1:{port}");
+    if let Some(tls) = tls_port {
+        client_url = format!("{client_url},https://127.0.0.1:{tls}");
+    }
     let peer_url = format!("http://127.0.0.1:{peer}");
     Command::new(etcd_binary())
         .args(["--name", "t", "--data-dir"])
@@ -262,6 +415,7 @@ fn spawn_etcd(dir: &Path, port: u16, peer: u16, log: std::fs::File) -> Child {
         ])
         .args(["--initial-cluster", &format!("t={peer_url}")])
         .args(["--log-level", "warn", "--logger", "zap"])
+        .args(extra)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -480,5 +634,139 @@ impl Tree {
         let mut args = vec!["run"];
         args.extend_from_slice(extra);
         Daemon::spawn(self.reconfd(Some(etcd), &args))
+    }
+}
+
+/// The files of an etcd server with TLS: its certificate and key, and the CA that signs the
+/// client certificates it requires (`--client-cert-auth`), if any.
+pub struct ServerTls {
+    /// PEM certificate.
+    pub cert: PathBuf,
+    /// PEM key.
+    pub key: PathBuf,
+    /// CA for client certificates; `None` means none are required.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How a test key is encoded.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyKind {
+    /// RSA in PKCS#8 (`BEGIN PRIVATE KEY`).
+    RsaPkcs8,
+    /// RSA in PKCS#1 (`BEGIN RSA PRIVATE KEY`).
+    RsaPkcs1,
+    /// EC P-256 in SEC1 (`BEGIN EC PRIVATE KEY`).
+    EcSec1,
+}
+
+/// A private PKI in a temporary directory, made with the openssl CLI as docs/operations.md
+/// shows.
+pub struct Pki {
+    /// Holds every file.
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// An empty directory.
+    pub fn new() -> Pki {
+        Pki {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A path in the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("cannot run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A self-signed CA: `NAME.pem` and `NAME-key.pem`; returns the certificate's path.
+    pub fn ca(&self, name: &str) -> PathBuf {
+        self.openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "rsa:2048",
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        self.path(&format!("{name}.pem"))
+    }
+
+    /// A certificate `NAME.pem` with key `NAME-key.pem`, signed by CA `ca`, with the
+    /// extensions `ext` (openssl syntax, e.g. `subjectAltName=IP:127.0.0.1`). Returns
+    /// (certificate, key).
+    pub fn issue(&self, ca: &str, name: &str, kind: KeyKind, ext: &str) -> (PathBuf, PathBuf) {
+        let key = format!("{name}-key.pem");
+        match kind {
+            KeyKind::RsaPkcs8 => self.openssl(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &key,
+            ]),
+            KeyKind::RsaPkcs1 => self.openssl(&["genrsa", "-traditional", "-out", &key, "2048"]),
+            KeyKind::EcSec1 => self.openssl(&[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                &key,
+            ]),
+        }
+        std::fs::write(self.path(&format!("{name}.ext")), format!("{ext}\n")).unwrap();
+        self.openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={name}"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}-key.pem"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+        (self.path(&format!("{name}.pem")), self.path(&key))
     }
 }
