@@ -125,6 +125,21 @@ fn committed_man_pages_and_completions_match_the_cli() {
     );
 }
 
+/// Every subcommand has its page in the packages' asset lists (a new subcommand needs one).
+#[test]
+fn every_generated_file_is_packaged() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    for (rel, _) in generated() {
+        let quoted = format!("\"{}\"", rel.display());
+        assert_eq!(
+            manifest.matches(&quoted).count(),
+            2,
+            "{} must appear once in each asset list of Cargo.toml (deb and generate-rpm)",
+            rel.display()
+        );
+    }
+}
+
 /// The hand-written reconfd.toml(5) names every key docs/configuration.md documents in the
 /// `| key |` tables of "The config file" and "Resources".
 #[test]
@@ -153,7 +168,10 @@ fn reconfd_toml_5_covers_every_documented_key() {
             }
         }
     }
-    assert!(keys.len() > 20, "found only {keys:?} in docs/configuration.md");
+    assert!(
+        keys.len() > 20,
+        "found only {keys:?} in docs/configuration.md"
+    );
     // In roff a key is written \fBkey\fR; underscores are literal.
     let missing: Vec<_> = keys
         .iter()
