@@ -35,7 +35,7 @@ _reconfd() {
 
     case "${cmd}" in
         reconfd)
-            opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --help --version run once check render"
+            opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format --help --version run once check render"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -81,6 +81,14 @@ _reconfd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-target)
+                    COMPREPLY=($(compgen -W "auto journald stderr" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -89,7 +97,7 @@ _reconfd() {
             return 0
             ;;
         reconfd__subcmd__check)
-            opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --help --version"
+            opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,6 +141,14 @@ _reconfd() {
                     ;;
                 --log-level)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-target)
+                    COMPREPLY=($(compgen -W "auto journald stderr" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -143,7 +159,7 @@ _reconfd() {
             return 0
             ;;
         reconfd__subcmd__once)
-            opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --help --version"
+            opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,6 +205,14 @@ _reconfd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-target)
+                    COMPREPLY=($(compgen -W "auto journald stderr" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -197,7 +221,7 @@ _reconfd() {
             return 0
             ;;
         reconfd__subcmd__render)
-            opts="-h -V --template --data --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --help --version"
+            opts="-h -V --template --data --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -251,6 +275,14 @@ _reconfd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-target)
+                    COMPREPLY=($(compgen -W "auto journald stderr" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -259,7 +291,7 @@ _reconfd() {
             return 0
             ;;
         reconfd__subcmd__run)
-            opts="-h -V --interval --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --help --version"
+            opts="-h -V --interval --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -307,6 +339,14 @@ _reconfd() {
                     ;;
                 --log-level)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-target)
+                    COMPREPLY=($(compgen -W "auto journald stderr" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

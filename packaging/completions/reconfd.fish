@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_reconfd_global_optspecs
-    string join \n config= confdir= endpoint= prefix= username= password-file= ca-file= cert-file= key-file= noop log-level= h/help V/version
+    string join \n config= confdir= endpoint= prefix= username= password-file= ca-file= cert-file= key-file= noop log-level= log-target= log-format= h/help V/version
 end
 
 function __fish_reconfd_needs_command
@@ -34,8 +34,13 @@ complete -c reconfd -n "__fish_reconfd_needs_command" -l ca-file -d 'PEM bundle 
 complete -c reconfd -n "__fish_reconfd_needs_command" -l cert-file -d 'PEM client certificate' -r -F
 complete -c reconfd -n "__fish_reconfd_needs_command" -l key-file -d 'PEM client key' -r -F
 complete -c reconfd -n "__fish_reconfd_needs_command" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_needs_command" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_needs_command" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_needs_command" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_needs_command" -s h -l help -d 'Print help'
+complete -c reconfd -n "__fish_reconfd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_needs_command" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "run" -d 'Run as a daemon: follow etcd\'s changes, batch them per resource, keep every destination in line. SIGHUP reloads the configuration; SIGTERM stops'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "once" -d 'Render every resource once from one consistent read of etcd, then exit (non-zero if any resource failed)'
@@ -52,8 +57,13 @@ complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l ca-file -d 'PEM 
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l cert-file -d 'PEM client certificate' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l key-file -d 'PEM client key' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s h -l help -d 'Print help'
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
@@ -65,8 +75,13 @@ complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l ca-file -d 'PEM
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l cert-file -d 'PEM client certificate' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l key-file -d 'PEM client key' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_using_subcommand once" -s h -l help -d 'Print help'
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
@@ -78,8 +93,13 @@ complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l ca-file -d 'PE
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l cert-file -d 'PEM client certificate' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l key-file -d 'PEM client key' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s h -l help -d 'Print help'
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l template -d 'The template; `.tmpl` files are confd Go templates, anything else is Tera' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l data -d 'Flat mapping of full keys to string values, in JSON, TOML or YAML (by extension)' -r -F
@@ -93,6 +113,11 @@ complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l ca-file -d 'P
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l cert-file -d 'PEM client certificate' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l key-file -d 'PEM client key' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s h -l help -d 'Print help'
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s V -l version -d 'Print version'
