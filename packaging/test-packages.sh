@@ -126,7 +126,7 @@ fi
 if in_systemd true; then
     deb_run() {
         : >"$STUB_LOG"
-        in_systemd env PATH="$tmp/stubs:$PATH" sh "$@" >/dev/null
+        in_systemd env STUB_LOG="$STUB_LOG" PATH="$tmp/stubs:$PATH" sh "$@" >/dev/null
         cat "$STUB_LOG"
     }
     expect "deb postinst, install" "$(deb_run "$tmp/debian/postinst" configure "")" \
