@@ -1,0 +1,123 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_reconfd_global_optspecs
+    string join \n config= confdir= endpoint= prefix= username= password-file= ca-file= cert-file= key-file= noop log-level= log-target= log-format= h/help V/version
+end
+
+function __fish_reconfd_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_reconfd_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_reconfd_using_subcommand
+    set -l cmd (__fish_reconfd_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c reconfd -n "__fish_reconfd_needs_command" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_needs_command" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
+complete -c reconfd -n "__fish_reconfd_needs_command" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
+complete -c reconfd -n "__fish_reconfd_needs_command" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
+complete -c reconfd -n "__fish_reconfd_needs_command" -l username -d 'etcd username; setting it turns authentication on' -r
+complete -c reconfd -n "__fish_reconfd_needs_command" -l password-file -d 'File holding the etcd password' -r -F
+complete -c reconfd -n "__fish_reconfd_needs_command" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
+complete -c reconfd -n "__fish_reconfd_needs_command" -l cert-file -d 'PEM client certificate' -r -F
+complete -c reconfd -n "__fish_reconfd_needs_command" -l key-file -d 'PEM client key' -r -F
+complete -c reconfd -n "__fish_reconfd_needs_command" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_needs_command" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_needs_command" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_needs_command" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
+complete -c reconfd -n "__fish_reconfd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_needs_command" -s V -l version -d 'Print version'
+complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "run" -d 'Run as a daemon: follow etcd\'s changes, batch them per resource, keep every destination in line. SIGHUP reloads the configuration; SIGTERM stops'
+complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "once" -d 'Render every resource once from one consistent read of etcd, then exit (non-zero if any resource failed)'
+complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "check" -d 'Validate the config, every resource and every template without contacting etcd'
+complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "render" -d 'Render one template from a data file, without etcd, to stdout'
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l interval -d 'Re-read etcd every SECS seconds instead of watching it (confd\'s interval mode)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l username -d 'etcd username; setting it turns authentication on' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l password-file -d 'File holding the etcd password' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l cert-file -d 'PEM client certificate' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l key-file -d 'PEM client key' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s V -l version -d 'Print version'
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l username -d 'etcd username; setting it turns authentication on' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l password-file -d 'File holding the etcd password' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l cert-file -d 'PEM client certificate' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l key-file -d 'PEM client key' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -s V -l version -d 'Print version'
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l username -d 'etcd username; setting it turns authentication on' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l password-file -d 'File holding the etcd password' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l cert-file -d 'PEM client certificate' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l key-file -d 'PEM client key' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s V -l version -d 'Print version'
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l template -d 'The template; `.tmpl` files are confd Go templates, anything else is Tera' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l data -d 'Flat mapping of full keys to string values, in JSON, TOML or YAML (by extension)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l username -d 'etcd username; setting it turns authentication on' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l password-file -d 'File holding the etcd password' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l cert-file -d 'PEM client certificate' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l key-file -d 'PEM client key' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s V -l version -d 'Print version'
