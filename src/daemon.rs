@@ -60,6 +60,16 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    // A bad TLS or password file is the operator's to fix: say so and stop, instead of
+    // retrying forever (the unit does not restart on exit 78).
+    if let Err(e) = etcd::preflight(&settings.etcd).await {
+        error!("{e}");
+        return if e.is_config() {
+            exit::CONFIG
+        } else {
+            exit::FAILED
+        };
+    }
     let (mut hup, mut term, mut int) = match (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
@@ -112,7 +122,8 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
                     let alive = generation.health.borrow().alive.is_some_and(|t| t.elapsed() < limit);
                     // A stalled watch (no answer to progress requests) stops the pings, so
                     // systemd restarts the daemon instead of it silently going stale.
-                    if alive || generation.health.borrow().alive.is_none() && !ready {
+                    let starting = generation.health.borrow().alive.is_none() && !ready;
+                    if alive || starting || resources.is_empty() {
                         notify::watchdog();
                     }
                     continue;
@@ -132,12 +143,24 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
         if !reload {
             notify::stopping();
             info!("stopping");
-            generation.stop().await;
+            generation.stop_alive(watchdog).await;
             return exit::SUCCESS;
         }
         notify::reloading();
         info!("SIGHUP: loading the configuration again");
-        match Settings::assemble(&overrides) {
+        let assembled = match Settings::assemble(&overrides) {
+            Ok(new) => match etcd::preflight(&new.etcd).await {
+                Ok(()) => Ok(new),
+                Err(e) => Err(vec![crate::diag::Diagnostic::file(
+                    new.config_file
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new("<command line>")),
+                    e.to_string(),
+                )]),
+            },
+            Err(errs) => Err(errs),
+        };
+        match assembled {
             Ok(new) => {
                 resources = load(&new, &resources);
                 settings = new;
@@ -149,7 +172,7 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
                 warn!("the new configuration is invalid; keeping the running one");
             }
         }
-        generation.stop().await;
+        generation.stop_alive(watchdog).await;
     }
 }
 
@@ -314,9 +337,19 @@ impl Generation {
         }
     }
 
-    async fn stop(self) {
+    /// Cancels every task and waits for them; an install in progress finishes first. The
+    /// watchdog keeps being fed meanwhile (systemd keeps it armed during a reload).
+    async fn stop_alive(self, watchdog: Option<Duration>) {
         self.cancel.cancel();
-        self.tracker.wait().await;
+        let wait = self.tracker.wait();
+        tokio::pin!(wait);
+        let mut tick = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |w| w / 2));
+        loop {
+            tokio::select! {
+                _ = &mut wait => return,
+                _ = tick.tick(), if watchdog.is_some() => notify::watchdog(),
+            }
+        }
     }
 }
 

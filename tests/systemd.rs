@@ -519,7 +519,6 @@ fn watchdog_pings_only_while_etcd_answers() {
 /// RELOAD* keep it), so a reload_cmd or check_cmd longer than WatchdogSec in flight at a
 /// SIGHUP gets reconfd killed (SIGABRT) in the middle of the reload.
 #[test]
-#[ignore = "product bug: src/daemon.rs run(): after notify::reloading() the supervisor awaits generation.stop() outside its select! loop, so no WATCHDOG=1 is sent while in-flight installs finish"]
 fn watchdog_keeps_pinging_while_a_sighup_waits_for_an_install() {
     let etcd = Etcd::start();
     let t = Tree::new();
@@ -572,7 +571,6 @@ fn watchdog_keeps_pinging_while_a_sighup_waits_for_an_install() {
 /// daemon is still alive, so the watchdog must still be fed (else systemd kills and restarts
 /// it every WatchdogSec, e.g. right after a package install with an empty conf.d).
 #[test]
-#[ignore = "product bug: src/daemon.rs watchdog tick: with no resources there is no etcd task, Health::alive stays None, and `alive || alive.is_none() && !ready` is false once ready, so no WATCHDOG=1 is ever sent"]
 fn watchdog_pings_with_no_resources() {
     let etcd = Etcd::start();
     let t = Tree::new();
@@ -1043,7 +1041,6 @@ fn etcd_outage_is_logged_with_message_ids() {
 /// The same with `--interval`: a failed poll is an outage too, and carries ETCD_UNREACHABLE
 /// (its recovery already carries ETCD_RECOVERED).
 #[test]
-#[ignore = "product bug: src/etcd/watch.rs poll(): the failed-poll error! has no message_id = ETCD_UNREACHABLE (the recovery line has ETCD_RECOVERED)"]
 fn etcd_unreachable_in_interval_mode_has_its_message_id() {
     let t = Tree::new();
     upstream_resource(&t, "nginx", "app.conf", "");

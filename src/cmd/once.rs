@@ -53,10 +53,7 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
     }
 
     let watched: Vec<String> = prepared.iter().flat_map(|p| p.resource.watched()).collect();
-    let read = match etcd::connect(&settings.etcd).await {
-        Ok(mut client) => etcd::read_allowed(&mut client, &settings.etcd, &watched).await,
-        Err(e) => Err(e),
-    };
+    let read = etcd::read_any(&settings.etcd, &watched).await;
     let read = match read {
         Ok(r) => r,
         Err(e) => {

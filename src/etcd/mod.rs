@@ -356,6 +356,32 @@ pub async fn read(
     Ok(r.snapshot)
 }
 
+/// Tries each endpoint in turn (one member at a time, since etcd-client would otherwise
+/// balance over dead members too) and reads at the first that answers, as [`read_allowed`].
+/// A local configuration problem (a TLS or password file) stops at once.
+pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Read, EtcdError> {
+    let mut last = None;
+    for endpoint in &settings.endpoints {
+        let mut one = settings.clone();
+        one.endpoints = vec![endpoint.clone()];
+        let attempt = async {
+            let mut client = connect(&one).await?;
+            read_allowed(&mut client, &one, watched).await
+        };
+        match attempt.await {
+            Ok(r) => return Ok(r),
+            Err(e) if e.is_config() => return Err(e),
+            Err(e) => {
+                if settings.endpoints.len() > 1 {
+                    tracing::warn!(reconfd.endpoint = %endpoint, "{e}; trying the next endpoint");
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("at least one endpoint is configured"))
+}
+
 /// [`read`] with the settings at hand, so a denied key's error names the user and TLS
 /// errors name the files.
 pub async fn read_with(

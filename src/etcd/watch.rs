@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{connect, merge_prefixes, read, EtcdError, Snapshot};
+use super::{connect, merge_prefixes, EtcdError, Snapshot};
 use crate::config::EtcdSettings;
 use crate::keys;
 
@@ -182,8 +182,11 @@ pub async fn poll(
     health.send_modify(|h| h.endpoints = settings.endpoints.join(","));
     loop {
         let result = async {
-            let mut client = connect(&settings).await?;
-            read(&mut client, &settings.endpoints, &prefixes).await
+            let r = super::read_any(&settings, &prefixes).await?;
+            if !r.denied.is_empty() {
+                return Err(super::denied(&settings, r.denied));
+            }
+            Ok::<_, EtcdError>(r.snapshot)
         };
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -211,9 +214,11 @@ pub async fn poll(
                 let message = e.to_string();
                 if failing.as_deref() != Some(message.as_str()) {
                     error!(
+                        message_id = crate::logging::ETCD_UNREACHABLE,
                         "{message}; trying again in {}",
                         humantime::format_duration(every)
                     );
+                    health.send_modify(|h| h.error = Some(message.clone()));
                     failing = Some(message);
                 }
             }
@@ -252,7 +257,7 @@ async fn session(
     let mut client = connect(settings).await?;
     loop {
         if state.needs_read {
-            let fresh = read(&mut client, &settings.endpoints, prefixes).await?;
+            let fresh = super::read_with(&mut client, settings, prefixes).await?;
             let current = tx.borrow().clone();
             let next = current.successor(fresh.revision, fresh.kvs);
             info!(
