@@ -165,3 +165,25 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+#[test]
+fn templates_cannot_read_the_etcd_password() {
+    let t = Tree::new();
+    let tpl = t.confdir().join("templates/pw.tera");
+    std::fs::write(
+        &tpl,
+        "[{{ getenv(name=\"RECONFD_ETCD_PASSWORD\", default=\"none\") }}]\n",
+    )
+    .unwrap();
+    let data = t.root.path().join("data.json");
+    std::fs::write(&data, "{}").unwrap();
+    let mut c = util::reconfd();
+    c.env("RECONFD_ETCD_PASSWORD", "s3cret-pw");
+    c.args(["render", "--template"])
+        .arg(&tpl)
+        .arg("--data")
+        .arg(&data);
+    let o = run(c);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "[none]\n");
+}

@@ -475,7 +475,7 @@ fn json_array(s: &str) -> TeraResult<Value> {
 
 /// confd's `map k1 v1 k2 v2`: a flat list of alternating string keys and values.
 fn make_map(pairs: &[Value]) -> TeraResult<Value> {
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         return Err(Error::message(
             "`pairs` needs an even number of items: key, value, key, value, ...",
         ));
@@ -492,6 +492,10 @@ fn make_map(pairs: &[Value]) -> TeraResult<Value> {
 
 /// confd's `getenv`: an unset or empty variable gives the default.
 fn getenv(name: &str, default: &str) -> String {
+    // The etcd password must never reach a rendered file or a --noop diff.
+    if name == "RECONFD_ETCD_PASSWORD" {
+        return default.to_owned();
+    }
     match std::env::var_os(name) {
         Some(v) if !v.is_empty() => v.to_string_lossy().into_owned(),
         _ => default.to_owned(),
