@@ -363,14 +363,6 @@ pub async fn install_with(
         return Ok(Outcome::Unchanged);
     };
 
-    if let (false, Some(permit)) = (noop, options.permit.as_mut()) {
-        if let Err(until) = permit() {
-            drop(staged);
-            tracing::info!("reload limit reached; install deferred");
-            return Ok(Outcome::Deferred { until });
-        }
-    }
-
     if let Some(check) = &hooks.check {
         let result = command::run_logged(
             name,
@@ -387,6 +379,16 @@ pub async fn install_with(
                 dest: dest.to_owned(),
                 error,
             });
+        }
+    }
+
+    // Asked only for a file that changes and passed its check, so a render the check
+    // rejects does not spend a reload.
+    if let (false, Some(permit)) = (noop, options.permit.as_mut()) {
+        if let Err(until) = permit() {
+            drop(staged);
+            tracing::info!("reload limit reached; install deferred");
+            return Ok(Outcome::Deferred { until });
         }
     }
 
