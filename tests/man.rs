@@ -27,13 +27,16 @@ A resource failed (render, check, install or reload), or etcd could not be read.
 Usage error.
 .TP
 \fB78\fR
-Configuration error (\fBEX_CONFIG\fR): the config file or a resource is invalid.
+Configuration error (\fBEX_CONFIG\fR): the config file or a resource is invalid, or a TLS
+or password file is unusable.
 .SH ENVIRONMENT
 Each global option above also reads the \fBRECONFD_*\fR variable it names; the command line
 wins over the environment, which wins over the config file.
 .TP
 \fBRECONFD_ETCD_PASSWORD\fR
-The etcd password, used when a username is set and no password file is.
+The etcd password, the last of the password sources: used when a username is set and none of
+\fBpassword_file\fR, \fBpassword_credential\fR and \fBpassword_keyring\fR is configured.
+Never passed on to \fBcheck_cmd\fR, \fBreload_cmd\fR or templates.
 .SH FILES
 .TP
 \fI/etc/reconfd/reconfd.toml\fR
