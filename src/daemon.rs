@@ -143,7 +143,8 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
         if !reload {
             notify::stopping();
             info!("stopping");
-            generation.stop_alive(watchdog).await;
+            // systemd does not watch a stopping service, and STOPPING=1 stays the last word.
+            generation.stop_alive(None).await;
             return exit::SUCCESS;
         }
         notify::reloading();
