@@ -32,12 +32,11 @@ pub fn run(template: &Path, data: &Path, prefix: Option<&str>) -> u8 {
 
 /// The view a template sees for `entries` (full keys) under `prefix`.
 pub fn view_of(prefix: &str, entries: BTreeMap<String, String>) -> KvView {
-    let kept = entries
-        .into_iter()
-        .filter(|(k, _)| keys::covers(prefix, k))
-        .map(|(k, v)| (keys::strip(prefix, &k), v))
-        .collect();
-    KvView::new(0, prefix, kept)
+    let snapshot = crate::etcd::Snapshot {
+        kvs: entries.into_iter().collect(),
+        ..Default::default()
+    };
+    snapshot.view(prefix, &[prefix.to_owned()])
 }
 
 /// Reads a flat key → value mapping; the format follows the extension.

@@ -259,7 +259,7 @@ pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
                     }
                 }
                 _ => EtcdError::Connect {
-                    hint: hint(&source, &settings.endpoints, Some(settings)),
+                    hint: hint(&source, settings),
                     endpoints,
                     source,
                 },
@@ -276,14 +276,16 @@ async fn password(settings: &EtcdSettings, user: &str) -> Result<Password, Crede
 }
 
 /// What probably causes a connection or read error, from its text: `"; …"` or empty.
-fn hint(e: &etcd_client::Error, endpoints: &[String], settings: Option<&EtcdSettings>) -> String {
+fn hint(e: &etcd_client::Error, settings: &EtcdSettings) -> String {
+    let endpoints = &settings.endpoints;
     // Debug shows the whole chain (TLS errors live in the transport error's sources).
     let text = format!("{e:?}");
     let tls = endpoints.iter().any(|e| e.starts_with("https://"));
     let ca = settings
-        .and_then(|s| s.ca_file.as_ref())
+        .ca_file
+        .as_ref()
         .map_or("etcd.tls.ca_file".to_owned(), |p| p.display().to_string());
-    let client_cert = settings.and_then(|s| s.client_cert.as_ref());
+    let client_cert = settings.client_cert.as_ref();
     let closed = text.contains("connection closed")
         || text.contains("BrokenPipe")
         || text.contains("ConnectionReset");
@@ -307,7 +309,7 @@ fn hint(e: &etcd_client::Error, endpoints: &[String], settings: Option<&EtcdSett
         }
     } else if text.contains("tls handshake eof") || text.contains("CorruptMessage") {
         "; the server broke off the TLS handshake: does it serve TLS on this port?".into()
-    } else if tls && closed && client_cert.is_none() && settings.is_some() {
+    } else if tls && closed && client_cert.is_none() {
         "; the server closed the connection: if it requires client certificates (--client-cert-auth), set etcd.tls.cert_file and key_file".into()
     } else if !tls && closed {
         "; the server closed the connection: if it serves TLS, use https:// endpoints".into()
@@ -331,29 +333,6 @@ pub struct Read {
     pub snapshot: Snapshot,
     /// Watched keys (full keys, as given) that etcd refused with "permission denied".
     pub denied: Vec<String>,
-}
-
-/// Reads every key covered by `watched` (full keys) at one revision.
-///
-/// Each watched key becomes two range reads, the key itself and its `/`-children, so
-/// `/services/apache` never transfers `/services/apachefoo`. They go in as few transactions
-/// as etcd allows; the later ones are pinned to the first one's revision. Any watched key
-/// the user may not read makes this fail with [`EtcdError::Denied`] naming the keys; see
-/// [`read_allowed`] to read the rest anyway.
-pub async fn read(
-    client: &mut Client,
-    endpoints: &[String],
-    watched: &[String],
-) -> Result<Snapshot, EtcdError> {
-    let r = read_inner(client, endpoints, None, watched).await?;
-    if !r.denied.is_empty() {
-        return Err(EtcdError::Denied {
-            user: None,
-            keys: r.denied,
-            endpoints: endpoints.join(","),
-        });
-    }
-    Ok(r.snapshot)
 }
 
 /// Tries each endpoint in turn (one member at a time, since etcd-client would otherwise
@@ -382,8 +361,13 @@ pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Rea
     Err(last.expect("at least one endpoint is configured"))
 }
 
-/// [`read`] with the settings at hand, so a denied key's error names the user and TLS
-/// errors name the files.
+/// Reads every key covered by `watched` (full keys) at one revision.
+///
+/// Each watched key becomes two range reads, the key itself and its `/`-children, so
+/// `/services/apache` never transfers `/services/apachefoo`. They go in as few transactions
+/// as etcd allows; the later ones are pinned to the first one's revision. Any watched key
+/// the user may not read makes this fail with [`EtcdError::Denied`] naming the user and the
+/// keys; see [`read_allowed`] to read the rest anyway.
 pub async fn read_with(
     client: &mut Client,
     settings: &EtcdSettings,
@@ -396,17 +380,6 @@ pub async fn read_with(
     Ok(r.snapshot)
 }
 
-/// Like [`read`], but a watched key the user may not read does not fail the others: it is
-/// listed in [`Read::denied`], and every other key is still read at one revision. Errors name
-/// the user.
-pub async fn read_allowed(
-    client: &mut Client,
-    settings: &EtcdSettings,
-    watched: &[String],
-) -> Result<Read, EtcdError> {
-    read_inner(client, &settings.endpoints, Some(settings), watched).await
-}
-
 /// The error for watched keys `keys` that the configured user may not read.
 pub fn denied(settings: &EtcdSettings, keys: Vec<String>) -> EtcdError {
     EtcdError::Denied {
@@ -416,19 +389,23 @@ pub fn denied(settings: &EtcdSettings, keys: Vec<String>) -> EtcdError {
     }
 }
 
-async fn read_inner(
+/// Like [`read_with`], but a watched key the user may not read does not fail the others: it is
+/// listed in [`Read::denied`], and every other key is still read at one revision. Errors name
+/// the user.
+pub async fn read_allowed(
     client: &mut Client,
-    endpoints: &[String],
-    settings: Option<&EtcdSettings>,
+    settings: &EtcdSettings,
     watched: &[String],
 ) -> Result<Read, EtcdError> {
+    let endpoints = &settings.endpoints;
+
     let mut kv = client
         .kv_client()
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let fail = |what: String, source: etcd_client::Error| EtcdError::Read {
         what,
         endpoints: endpoints.join(","),
-        hint: hint(&source, endpoints, settings),
+        hint: hint(&source, settings),
         source,
     };
     let mut snapshot = Snapshot::default();

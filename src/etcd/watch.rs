@@ -360,8 +360,11 @@ async fn session(
 impl State {
     /// etcd answered just now.
     fn alive(&self) {
-        self.health
-            .send_modify(|h| h.alive = Some(std::time::Instant::now()));
+        // Read by the supervisor at its watchdog tick; not worth waking it for each event.
+        self.health.send_if_modified(|h| {
+            h.alive = Some(std::time::Instant::now());
+            false
+        });
     }
 }
 
