@@ -139,6 +139,24 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         data: PathBuf,
     },
+    /// Convert a confd tree (conf.d/**/*toml, templates/) into a reconfd tree: resources
+    /// rewritten with reconfd's fields, each template translated to Tera where the
+    /// translation renders exactly what confd renders, otherwise kept as a Go template.
+    /// Prints what it did per resource; never overwrites a different file without --force.
+    Migrate {
+        /// The confd directory, holding conf.d/ and templates/ (e.g. /etc/confd).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The reconfd directory to write (e.g. /etc/reconfd).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Print the report, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Overwrite existing files whose content differs.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `reconfd credentials` actions.

@@ -10,6 +10,7 @@
 //! - [`store`]: the key/value view one render sees.
 //! - [`template`]: Tera templates with confd's function set.
 //! - [`install`]: compare, stage, check, rename, reload: the safe install pipeline.
+//! - [`migrate`]: `reconfd migrate`: a confd tree to a reconfd tree, templates to Tera where exact.
 //! - [`reconcile`]: one render + install of one resource.
 //! - [`batch`]: when to reconcile (debounce, max wait, reload limit, retries), sans I/O.
 //! - [`daemon`]: `reconfd run`: the supervisor and one actor per resource.
@@ -28,6 +29,7 @@ pub mod exit;
 pub mod install;
 pub mod keys;
 pub mod logging;
+pub mod migrate;
 pub mod notify;
 pub mod reconcile;
 pub mod resource;

@@ -24,6 +24,17 @@ fn main() -> ExitCode {
         Command::Render { template, data } => {
             cmd::render::run(template, data, overrides.prefix.as_deref())
         }
+        Command::Migrate {
+            from,
+            to,
+            dry_run,
+            force,
+        } => cmd::migrate::run(&reconfd::migrate::Options {
+            from: from.clone(),
+            to: to.clone(),
+            dry_run: *dry_run,
+            force: *force,
+        }),
         Command::Once => runtime().block_on(cmd::once::run(&overrides, cli.global.noop)),
         Command::Run { interval } => {
             let source = match interval {

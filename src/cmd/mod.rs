@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod credentials;
+pub mod migrate;
 pub mod once;
 pub mod render;
 

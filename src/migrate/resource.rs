@@ -1,0 +1,627 @@
+//! confd template resources (`conf.d/**/*toml`) read with confd's rules, and written back in
+//! reconfd's form.
+//!
+//! confd decodes the file with BurntSushi/toml into its `TemplateResource` struct: the
+//! `[template]` table's keys match the fields case-insensitively, unknown keys are ignored,
+//! and a value of the wrong type fails the whole resource. `mode` is parsed by Go's
+//! `strconv.ParseUint(mode, 0, 32)` and applied through `os.Chmod`, which keeps only the
+//! permission bits and Go's own setuid/setgid/sticky flags. This module reproduces exactly
+//! that, so the reconfd resource means what the confd one meant, and says where it had to
+//! change something.
+
+use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::diag::Diagnostic;
+
+/// A confd resource, as confd understands it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfdResource {
+    /// `src`, relative to confd's templates directory (confd joins it there even when it
+    /// starts with `/`).
+    pub src: String,
+    /// `dest`.
+    pub dest: String,
+    /// `keys`, as written (empty keys already turned into `/`).
+    pub keys: Vec<String>,
+    /// `prefix`, as written.
+    pub prefix: Option<String>,
+    /// The mode confd applies, when `mode` is set.
+    pub mode: Option<u32>,
+    /// `uid`, unless unset or -1 (confd's "not set").
+    pub uid: Option<u32>,
+    /// `gid`, likewise.
+    pub gid: Option<u32>,
+    /// `check_cmd`, unless empty (confd skips an empty command).
+    pub check_cmd: Option<String>,
+    /// `reload_cmd`, unless empty.
+    pub reload_cmd: Option<String>,
+    /// What the migration changed or dropped, and why; one line each.
+    pub notes: Vec<String>,
+    /// The comment lines at the top of the file, kept for the reconfd resource.
+    pub header_comments: Vec<String>,
+}
+
+/// The `[template]` fields of confd's `TemplateResource` that a TOML key can set.
+const FIELDS: &[&str] = &[
+    "src",
+    "dest",
+    "keys",
+    "prefix",
+    "mode",
+    "uid",
+    "gid",
+    "check_cmd",
+    "reload_cmd",
+];
+
+/// Reads a confd resource file's text the way confd does; errors name `file` and the line.
+pub fn parse(file: &Path, text: &str) -> Result<ConfdResource, Diagnostic> {
+    let at = |offset: usize, msg: String| Diagnostic::at(file, text, offset, msg);
+    let doc = DeTable::parse(text).map_err(|e| match e.span() {
+        Some(span) => at(span.start, e.message().trim().to_owned()),
+        None => Diagnostic::file(file, e.message().trim().to_owned()),
+    })?;
+    let mut r = ConfdResource {
+        header_comments: text
+            .lines()
+            .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+        ..Default::default()
+    };
+    let mut table = None;
+    for (k, v) in doc.get_ref() {
+        if k.get_ref().eq_ignore_ascii_case("template") {
+            if table.is_some() {
+                return Err(at(
+                    k.span().start,
+                    "more than one [template] table (spelled with different case); confd \
+                     would pick one at random"
+                        .into(),
+                ));
+            }
+            match v.get_ref() {
+                DeValue::Table(t) => table = Some(t),
+                _ => {
+                    return Err(at(
+                        v.span().start,
+                        "`template` must be a table ([template])".into(),
+                    ))
+                }
+            }
+        } else {
+            r.notes.push(format!(
+                "dropped top-level `{}` (line {}), which confd ignores",
+                k.get_ref(),
+                crate::diag::line_of(text, k.span().start)
+            ));
+        }
+    }
+    let Some(table) = table else {
+        return Err(Diagnostic::file(
+            file,
+            "no [template] table (confd fails on it: empty src template)",
+        ));
+    };
+
+    // BurntSushi/toml matches keys to fields ignoring case; two spellings of one field are
+    // decoded in Go's random map order.
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    let mut src = None;
+    for (k, v) in table {
+        let key = k.get_ref().as_ref();
+        let Some(field) = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(key)) else {
+            let hint = match key.to_ascii_lowercase().as_str() {
+                "owner" | "group" => {
+                    " (reconfd supports it: add it back if you meant it)".to_owned()
+                }
+                _ => String::new(),
+            };
+            r.notes.push(format!(
+                "dropped `{key}` (line {}), which confd ignores{hint}",
+                crate::diag::line_of(text, k.span().start)
+            ));
+            continue;
+        };
+        if let Some((_, other)) = seen.iter().find(|(f, _)| f == field) {
+            // Report the later of the two, naming the earlier.
+            let (later, earlier) = if *other < k.span().start {
+                (k.span().start, *other)
+            } else {
+                (*other, k.span().start)
+            };
+            return Err(at(
+                later,
+                format!(
+                    "{field} is set twice (also on line {}); confd would pick one at random",
+                    crate::diag::line_of(text, earlier)
+                ),
+            ));
+        }
+        seen.push((field, k.span().start));
+        let wrong = |want: &str| {
+            at(
+                v.span().start,
+                format!("`{key}` must be {want} (confd fails this resource)"),
+            )
+        };
+        match *field {
+            "src" | "dest" | "prefix" | "mode" | "check_cmd" | "reload_cmd" => {
+                let DeValue::String(s) = v.get_ref() else {
+                    return Err(wrong("a string"));
+                };
+                let s = s.to_string();
+                match *field {
+                    "src" => src = Some((s, v.span().start)),
+                    "dest" => r.dest = s,
+                    "prefix" => r.prefix = Some(s),
+                    "mode" => {
+                        r.mode = Some(mode(&s).map_err(|m| at(v.span().start, m))?);
+                        let applied = r.mode.unwrap_or(0);
+                        if go_parse_uint(&s).is_some_and(|m| m != u64::from(applied)) {
+                            r.notes.push(format!(
+                                "mode {s:?}: confd applies only {applied:04o} of it \
+                                 (Go's os.Chmod drops other bits)"
+                            ));
+                        } else if !(s.len() == 4
+                            && s.starts_with('0')
+                            && s.bytes().all(|b| b.is_ascii_digit()))
+                        {
+                            r.notes.push(format!(
+                                "mode {s:?} (confd reads it as Go's ParseUint with base 0) \
+                                 is written as \"{applied:04o}\""
+                            ));
+                        }
+                    }
+                    "check_cmd" => r.check_cmd = Some(s).filter(|s| !s.is_empty()),
+                    _ => r.reload_cmd = Some(s).filter(|s| !s.is_empty()),
+                }
+            }
+            "uid" | "gid" => {
+                let DeValue::Integer(i) = v.get_ref() else {
+                    return Err(wrong("an integer"));
+                };
+                let n = i64::from_str_radix(i.as_str(), i.radix())
+                    .map_err(|_| wrong("an integer that fits Go's int"))?;
+                let id = match n {
+                    -1 => None,
+                    n => Some(u32::try_from(n).map_err(|_| {
+                        at(
+                            v.span().start,
+                            format!(
+                                "`{key}` = {n} is not a valid id (confd's chown fails \
+                                 silently; reconfd needs 0 to 4294967295 or no {field})"
+                            ),
+                        )
+                    })?),
+                };
+                if *field == "uid" {
+                    r.uid = id;
+                } else {
+                    r.gid = id;
+                }
+            }
+            _ => {
+                let DeValue::Array(items) = v.get_ref() else {
+                    return Err(wrong("an array of strings"));
+                };
+                for item in items {
+                    let DeValue::String(s) = item.get_ref() else {
+                        return Err(at(
+                            item.span().start,
+                            "`keys` must hold only strings (confd fails this resource)".into(),
+                        ));
+                    };
+                    r.keys.push(key_of(s, item, text, file, &mut r.notes)?);
+                }
+            }
+        }
+    }
+    match src {
+        Some((s, _)) if !s.is_empty() => r.src = s,
+        Some((_, offset)) => {
+            return Err(at(
+                offset,
+                "src is empty (confd: empty src template)".into(),
+            ))
+        }
+        None => {
+            return Err(at(
+                0,
+                "[template] has no src (confd: empty src template)".into(),
+            ))
+        }
+    }
+    if r.dest.is_empty() || !Path::new(&r.dest).is_absolute() {
+        return Err(Diagnostic::file(
+            file,
+            format!(
+                "dest {:?} is not an absolute path (confd would resolve it against its \
+                 working directory); reconfd needs an absolute dest",
+                r.dest
+            ),
+        ));
+    }
+    if r.keys.is_empty() {
+        return Err(Diagnostic::file(
+            file,
+            "no keys: reconfd needs at least one key to watch (use keys = [\"/\"] for \
+             everything under the prefix)",
+        ));
+    }
+    if let Some(cmd) = &r.check_cmd {
+        if let Some(note) = check_cmd_note(cmd) {
+            r.notes.push(note);
+        }
+    }
+    if let Some(cmd) = &r.reload_cmd {
+        if cmd.contains("{{") {
+            r.notes.push(
+                "reload_cmd contains `{{`: confd runs reload_cmd as written, reconfd replaces \
+                 {{.src}} and {{.dest}} in it"
+                    .into(),
+            );
+        }
+    }
+    if r.prefix.is_some() {
+        r.notes.push(
+            "prefix: confd's -prefix flag replaced it, reconfd's global prefix is joined \
+             before it"
+                .into(),
+        );
+    }
+    Ok(r)
+}
+
+/// One entry of `keys`, checked against what reconfd accepts.
+fn key_of(
+    s: &str,
+    item: &Spanned<DeValue<'_>>,
+    text: &str,
+    file: &Path,
+    notes: &mut Vec<String>,
+) -> Result<String, Diagnostic> {
+    if s.trim().is_empty() {
+        // confd joins "" with the prefix: the prefix itself.
+        notes.push(format!(
+            "key {s:?} (line {}) is written as \"/\" (the whole prefix, as confd reads it)",
+            crate::diag::line_of(text, item.span().start)
+        ));
+        return Ok("/".into());
+    }
+    if s.chars().any(|c| c.is_control() || c == '*') {
+        return Err(Diagnostic::at(
+            file,
+            text,
+            item.span().start,
+            format!(
+                "key {s:?}: reconfd does not accept `*` or control characters in keys (confd \
+                 reads such a key as a literal prefix)"
+            ),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// What differs when reconfd runs this check_cmd: confd executes it as a Go template with
+/// `.src` set; reconfd replaces only `{{.src}}` and `{{.dest}}`.
+fn check_cmd_note(cmd: &str) -> Option<String> {
+    let mut rest = cmd;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            return Some(
+                "check_cmd has an unclosed `{{`: confd fails the check, reconfd runs it as \
+                 written"
+                    .into(),
+            );
+        };
+        let inner = rest[start + 2..start + len].trim_matches([' ', '\t']);
+        match inner {
+            ".src" => {}
+            ".dest" => {
+                return Some(
+                    "check_cmd uses {{.dest}}: confd gives it no value (prints <no value>), \
+                     reconfd the destination path"
+                        .into(),
+                )
+            }
+            other => {
+                return Some(format!(
+                    "check_cmd uses {{{{{other}}}}}: confd evaluates it as a Go template, \
+                     reconfd replaces only {{{{.src}}}} and {{{{.dest}}}}"
+                ))
+            }
+        }
+        rest = &rest[start + len + 2..];
+    }
+    None
+}
+
+/// The mode confd applies for `mode = s`: Go's `strconv.ParseUint(s, 0, 32)`, then
+/// `os.Chmod`, which keeps the permission bits and maps Go's `ModeSetuid`, `ModeSetgid` and
+/// `ModeSticky` (not the octal 04000, 02000, 01000) to the set-id and sticky bits.
+pub fn mode(s: &str) -> Result<u32, String> {
+    let v = go_parse_uint(s).ok_or_else(|| {
+        format!("mode {s:?} is not a number Go's ParseUint accepts (confd fails this resource)")
+    })?;
+    if v > u64::from(u32::MAX) {
+        return Err(format!(
+            "mode {s:?} is out of range for 32 bits (confd fails this resource)"
+        ));
+    }
+    const MODE_SETUID: u64 = 1 << 23;
+    const MODE_SETGID: u64 = 1 << 22;
+    const MODE_STICKY: u64 = 1 << 20;
+    let mut m = (v & 0o777) as u32;
+    if v & MODE_SETUID != 0 {
+        m |= 0o4000;
+    }
+    if v & MODE_SETGID != 0 {
+        m |= 0o2000;
+    }
+    if v & MODE_STICKY != 0 {
+        m |= 0o1000;
+    }
+    Ok(m)
+}
+
+/// Go's `strconv.ParseUint(s, 0, 64)`: `0x`/`0o`/`0b` prefixes (any case), a leading `0`
+/// for octal, `_` between digits; no sign, no spaces.
+pub fn go_parse_uint(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    let (base, digits) = match (b.first(), b.get(1).map(u8::to_ascii_lowercase)) {
+        (Some(b'0'), Some(p @ (b'x' | b'o' | b'b'))) if b.len() >= 3 => {
+            let base = match p {
+                b'x' => 16,
+                b'o' => 8,
+                _ => 2,
+            };
+            (base, &b[2..])
+        }
+        (Some(b'0'), _) => (8, &b[1..]),
+        _ => (10, b),
+    };
+    let mut v: u64 = 0;
+    let mut underscores = false;
+    for &c in digits {
+        let d = match c {
+            b'_' => {
+                underscores = true;
+                continue;
+            }
+            b'0'..=b'9' => c - b'0',
+            c if c.is_ascii_alphabetic() => c.to_ascii_lowercase() - b'a' + 10,
+            _ => return None,
+        };
+        if u32::from(d) >= base {
+            return None;
+        }
+        v = v.checked_mul(u64::from(base))?.checked_add(u64::from(d))?;
+    }
+    if underscores && !underscore_ok(s) {
+        return None;
+    }
+    Some(v)
+}
+
+/// Go's `underscoreOK`: underscores only between digits (a base prefix counts as a digit).
+fn underscore_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = b'0';
+        hex = b[1].to_ascii_lowercase() == b'x';
+    }
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw = b'0';
+        } else if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+        } else {
+            if saw == b'_' {
+                return false;
+            }
+            saw = b'!';
+        }
+        i += 1;
+    }
+    saw != b'_'
+}
+
+/// The reconfd resource for `r`, with `src` the template under `<to>/templates`.
+pub fn render(r: &ConfdResource, src: &str, origin: &Path, header: &[String]) -> String {
+    let s = |v: &str| toml::Value::String(v.to_owned()).to_string();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# Migrated by `reconfd migrate` from the confd resource {}.\n",
+        origin.display()
+    ));
+    for line in header {
+        out.push_str(&format!("# {line}\n"));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("# note: {n}\n"));
+    }
+    for c in &r.header_comments {
+        out.push_str(c);
+        out.push('\n');
+    }
+    out.push_str("[template]\n");
+    out.push_str(&format!("src = {}\n", s(src)));
+    out.push_str(&format!("dest = {}\n", s(&r.dest)));
+    let keys: Vec<String> = r.keys.iter().map(|k| s(k)).collect();
+    out.push_str(&format!("keys = [{}]\n", keys.join(", ")));
+    if let Some(p) = &r.prefix {
+        out.push_str(&format!("prefix = {}\n", s(p)));
+    }
+    if let Some(uid) = r.uid {
+        out.push_str(&format!("uid = {uid}\n"));
+    }
+    if let Some(gid) = r.gid {
+        out.push_str(&format!("gid = {gid}\n"));
+    }
+    if let Some(m) = r.mode {
+        out.push_str(&format!("mode = \"{m:04o}\"\n"));
+    }
+    if let Some(c) = &r.check_cmd {
+        out.push_str(&format!("check_cmd = {}\n", s(c)));
+    }
+    if let Some(c) = &r.reload_cmd {
+        out.push_str(&format!("reload_cmd = {}\n", s(c)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<ConfdResource, String> {
+        parse(Path::new("/c/conf.d/x.toml"), text).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn go_parse_uint_base_0() {
+        for (s, v) in [
+            ("0644", 0o644),
+            ("420", 420),
+            ("0x1a4", 0x1a4),
+            ("0X1A4", 0x1a4),
+            ("0o644", 0o644),
+            ("0b110100100", 0o644),
+            ("0", 0),
+            ("0_644", 0o644),
+            ("0x_1a4", 0x1a4),
+            ("4_20", 420),
+        ] {
+            assert_eq!(go_parse_uint(s), Some(v), "{s}");
+        }
+        for s in [
+            "", " 0644", "0644 ", "+420", "-1", "0x", "0o", "0b", "0999", "rw", "0__644", "644_",
+            "_644", "0x_", "1e3",
+        ] {
+            assert_eq!(go_parse_uint(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn mode_is_what_chmod_applies() {
+        assert_eq!(mode("0644"), Ok(0o644));
+        assert_eq!(mode("420"), Ok(0o644));
+        assert_eq!(mode("0x1a4"), Ok(0o644));
+        // Octal set-id bits are not Go's ModeSetuid: os.Chmod drops them.
+        assert_eq!(mode("04755"), Ok(0o755));
+        // Go's ModeSetuid | 0755.
+        assert_eq!(mode(&((1u64 << 23) | 0o755).to_string()), Ok(0o4755));
+        assert!(mode("4294967296").is_err());
+        assert!(mode("0999").is_err());
+    }
+
+    #[test]
+    fn fields_match_case_insensitively_and_unknown_keys_are_dropped() {
+        let r = parse_str(
+            "# nginx for the web tier\n\n[Template]\nSRC = \"nginx.tmpl\"\nDest = \"/etc/nginx/nginx.conf\"\nKEYS = [\"/services/web\", \"\"]\nmode = \"420\"\nuid = 0\ngid = -1\nowner = \"nginx\"\nrelaod_cmd = \"x\"\ncheck_cmd = \"nginx -t -c {{.src}}\"\nreload_cmd = \"\"\n[other]\na = 1\n",
+        )
+        .unwrap();
+        assert_eq!(r.src, "nginx.tmpl");
+        assert_eq!(r.dest, "/etc/nginx/nginx.conf");
+        assert_eq!(r.keys, vec!["/services/web", "/"]);
+        assert_eq!((r.mode, r.uid, r.gid), (Some(0o644), Some(0), None));
+        assert_eq!(r.check_cmd.as_deref(), Some("nginx -t -c {{.src}}"));
+        assert_eq!(r.reload_cmd, None);
+        assert_eq!(r.header_comments, vec!["# nginx for the web tier"]);
+        let notes = r.notes.join("\n");
+        for want in [
+            "dropped top-level `other`",
+            "dropped `owner` (line 10), which confd ignores (reconfd supports it",
+            "dropped `relaod_cmd` (line 11)",
+            "mode \"420\"",
+            "key \"\" (line 6) is written as \"/\"",
+        ] {
+            assert!(notes.contains(want), "{want:?} not in:\n{notes}");
+        }
+        let out = render(&r, "nginx.tera", Path::new("/c/conf.d/x.toml"), &[]);
+        assert!(out.contains("mode = \"0644\"\n"), "{out}");
+        assert!(out.contains("keys = [\"/services/web\", \"/\"]\n"), "{out}");
+        assert!(out.contains("uid = 0\n") && !out.contains("gid"), "{out}");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let cases = [
+            (
+                "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\"]\nmode = 644\n",
+                ":5:",
+                "must be a string",
+            ),
+            (
+                "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\"]\nmode = \"rw\"\n",
+                ":5:",
+                "ParseUint",
+            ),
+            (
+                "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\", 3]\n",
+                ":4:",
+                "only strings",
+            ),
+            (
+                "[template]\nsrc = \"a\"\nSrc = \"b\"\ndest = \"/a\"\nkeys = [\"/a\"]\n",
+                ":3:",
+                "set twice (also on line 2)",
+            ),
+            (
+                "[template]\nsrc = \"\"\ndest = \"/a\"\nkeys = [\"/a\"]\n",
+                ":2:",
+                "src is empty",
+            ),
+            (
+                "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a/*\"]\n",
+                ":4:",
+                "`*`",
+            ),
+            (
+                "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\"]\nuid = -2\n",
+                ":5:",
+                "not a valid id",
+            ),
+            ("[template\nsrc = \"a\"\n", ":1:", ""),
+        ];
+        for (text, line, msg) in cases {
+            let e = parse_str(text).unwrap_err();
+            assert!(e.contains(line) && e.contains(msg), "{text:?}: {e}");
+        }
+        assert!(
+            parse_str("[template]\nsrc = \"a\"\ndest = \"rel\"\nkeys = [\"/a\"]\n")
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(parse_str("[template]\nsrc = \"a\"\ndest = \"/a\"\n")
+            .unwrap_err()
+            .contains("no keys"));
+    }
+
+    #[test]
+    fn command_notes() {
+        assert_eq!(check_cmd_note("nginx -t -c {{.src}} && x {{ .src }}"), None);
+        assert!(check_cmd_note("cmp {{.src}} {{.dest}}")
+            .unwrap()
+            .contains("<no value>"));
+        assert!(check_cmd_note("x {{- .src}}")
+            .unwrap()
+            .contains("{{- .src}}"));
+    }
+}

@@ -1,0 +1,1456 @@
+//! Go template → Tera, only where the translation is exact.
+//!
+//! "Exact" means: for every possible content of the store (the resource's etcd keys), the Tera
+//! template renders the same bytes under reconfd's Tera engine as the Go template renders
+//! under confd (Go's `text/template` with confd's functions), and where Go's render fails the
+//! Tera render fails too (the messages differ). Everything else is refused with the reason and
+//! the position of the first construct that cannot be translated; the caller then keeps the
+//! Go template, which reconfd renders natively.
+//!
+//! How exactness is kept:
+//!
+//! - **Types.** Every expression gets a static type (string, int, bool, list of strings, ints
+//!   or `gets` items, a `get` item). Only strings, ints and bools are printed, because Go and
+//!   Tera print lists, maps, floats and nil differently. Function arguments must have the type
+//!   the Go function takes, or Go would fail where Tera might not.
+//! - **Text** is Go's text after trim markers, derived from the source by [`golex`] and
+//!   checked against the gotmpl parse; `{` that would open a Tera tag is written as
+//!   `{{ "{" }}`. Tera itself never trims or rewrites text without `-` markers.
+//! - **Truthiness** (`if`, `with`, `and`, `or`, `not`, range `else`) is the same in both for
+//!   these types; Tera's `and`/`or` also return the deciding operand, as Go's do.
+//! - **Variables** get a unique Tera name per Go declaration, so Go's block scoping needs no
+//!   Tera scope. Assignments (`$x = ...`) become `set` in the declaring loop, or `set_global`
+//!   when the variable belongs to the top level; any other assignment is refused.
+//! - **Store functions** keep confd's semantics: glob patterns are checked where reconfd and
+//!   confd could disagree about a malformed pattern (reconfd rejects it even with no keys),
+//!   `ls`/`lsdir` take only literal paths on which reconfd and memkv agree.
+//!
+//! Not translated, with the reason given: `define`/`template`/`block`; maps and JSON
+//! (`json`, `jsonArray`, `map`); `toUpper`/`toLower` (Rust's Unicode case mapping differs
+//! from Go's); `sortByLength`/`sortKVByLength` (Go's sort is not stable); DNS lookups,
+//! `datetime`, `base64Decode` (Go allows non-UTF-8 results); `printf` beyond `%s %d %v %t %%`;
+//! `len` of a string (bytes vs characters); `html`, `js`, `urlquery`, `slice`, `call`.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use gotmpl::parse::{BranchNode, CommandNode, Expr, ListNode, Node, Number, Parser, PipeNode};
+
+use super::golex;
+use crate::store::gopath;
+
+/// Why a template stays a Go template: the first construct that has no exact translation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 1-based line in the template.
+    pub line: usize,
+    /// 1-based column (characters).
+    pub col: usize,
+    /// What cannot be translated, and why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.col, self.reason)
+    }
+}
+
+/// The result of translating one template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The exact Tera translation.
+    Translated(String),
+    /// Keep the Go template.
+    Refused(Refusal),
+    /// The template does not parse as a Go template (gotmpl's message, with line and column).
+    Invalid(String),
+}
+
+/// Translates Go template `src` to Tera where that is exact.
+pub fn translate(src: &str) -> Outcome {
+    let (tree, defines) = match Parser::new(src, "{{", "}}").and_then(|p| p.parse()) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Invalid(e.to_string()),
+    };
+    let texts = match golex::text_segments(src) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::Refused(refusal(
+                src,
+                e.offset,
+                format!("Go's lexer rejects this: {}", e.message),
+            ))
+        }
+    };
+    if let Some(d) = defines.first() {
+        return Outcome::Refused(refusal(
+            src,
+            d.pos.offset,
+            "{{define}} and {{block}} (named templates) are not translated".into(),
+        ));
+    }
+    let mut assigned = HashSet::new();
+    collect_assigned(&tree, &mut assigned);
+    let mut tx = Tx {
+        src,
+        texts,
+        seen: BTreeSet::new(),
+        out: String::new(),
+        scopes: vec![Vec::new()],
+        names: HashSet::new(),
+        depth: 0,
+        assigned,
+        nonempty: false,
+    };
+    match tx.run(&tree) {
+        Ok(()) => Outcome::Translated(tx.out),
+        Err(r) => Outcome::Refused(r),
+    }
+}
+
+fn refusal(src: &str, offset: usize, reason: String) -> Refusal {
+    let (line, col) = golex::line_col(src, offset);
+    Refusal { line, col, reason }
+}
+
+/// The static type of an expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Str,
+    Int,
+    Bool,
+    /// One of string, int or bool (an `and`/`or` of mixed scalars): printable.
+    Scalar,
+    /// Some value whose truthiness is known to agree (an `and`/`or` of mixed kinds).
+    Mixed,
+    ListStr,
+    ListInt,
+    /// `gets`' result (memkv.KVPairs).
+    ListKv,
+    /// `get`'s result (memkv.KVPair): `{key, value}` in Tera.
+    Kv,
+}
+
+impl Ty {
+    fn printable(self) -> bool {
+        matches!(self, Ty::Str | Ty::Int | Ty::Bool | Ty::Scalar)
+    }
+
+    fn elem(self) -> Option<Ty> {
+        match self {
+            Ty::ListStr => Some(Ty::Str),
+            Ty::ListInt => Some(Ty::Int),
+            Ty::ListKv => Some(Ty::Kv),
+            _ => None,
+        }
+    }
+
+    fn go(self) -> &'static str {
+        match self {
+            Ty::Str => "string",
+            Ty::Int => "int",
+            Ty::Bool => "bool",
+            Ty::Scalar => "string, int or bool",
+            Ty::Mixed => "value of mixed type",
+            Ty::ListStr => "[]string",
+            Ty::ListInt => "[]int",
+            Ty::ListKv => "memkv.KVPairs",
+            Ty::Kv => "memkv.KVPair",
+        }
+    }
+}
+
+/// A literal value known at translation time.
+#[derive(Debug, Clone, PartialEq)]
+enum Lit {
+    Str(String),
+    Int(i64),
+}
+
+/// A translated expression.
+#[derive(Debug, Clone)]
+struct Val {
+    /// Tera expression, atomic (a name, literal, call, subscript, or parenthesized).
+    code: String,
+    ty: Ty,
+    /// Evaluating it may fail (missing key, bad number, bad pattern...).
+    fallible: bool,
+    /// If it evaluates without error, the store holds at least one key.
+    witness: bool,
+    /// Each element of this list exists only if the store holds at least one key.
+    elems_witness: bool,
+    /// `false` when a Go error is an undefined value in Tera (an index out of range), which
+    /// Tera reports only when printed or passed to a function that checks its argument.
+    strict: bool,
+    /// A plain variable (its list may be seen again elsewhere).
+    var: bool,
+    lit: Option<Lit>,
+}
+
+impl Val {
+    fn new(code: String, ty: Ty) -> Self {
+        Val {
+            code,
+            ty,
+            fallible: false,
+            witness: false,
+            elems_witness: false,
+            strict: true,
+            var: false,
+            lit: None,
+        }
+    }
+
+    fn var(name: &str, ty: Ty, witness: bool, elems_witness: bool) -> Self {
+        Val {
+            witness,
+            elems_witness,
+            var: true,
+            ..Val::new(name.to_owned(), ty)
+        }
+    }
+}
+
+/// A Go variable in scope.
+#[derive(Debug, Clone)]
+struct Var {
+    go: String,
+    tera: String,
+    ty: Ty,
+    /// Tera for-loop depth of the declaration.
+    depth: usize,
+    witness: bool,
+    elems_witness: bool,
+}
+
+/// A parameter of a reconfd Tera function.
+struct Param {
+    kw: &'static str,
+    ty: Ty,
+    /// The function rejects an undefined value here (a required argument), so an index out
+    /// of range still fails.
+    checked: bool,
+}
+
+const fn p(kw: &'static str, ty: Ty) -> Param {
+    Param {
+        kw,
+        ty,
+        checked: true,
+    }
+}
+
+const fn opt(kw: &'static str, ty: Ty) -> Param {
+    Param {
+        kw,
+        ty,
+        checked: false,
+    }
+}
+
+/// Names a Tera variable must not take: Tera's keywords and the names of functions.
+const RESERVED: &[&str] = &[
+    "true",
+    "True",
+    "false",
+    "False",
+    "loop",
+    "self",
+    "super",
+    "and",
+    "or",
+    "not",
+    "is",
+    "in",
+    "if",
+    "else",
+    "continue",
+    "break",
+    "none",
+    "None",
+    "null",
+    "range",
+    "now",
+    "throw",
+    "getv",
+    "getvs",
+    "get",
+    "gets",
+    "ls",
+    "lsdir",
+    "exists",
+    "base",
+    "dir",
+    "split",
+    "join",
+    "toUpper",
+    "toLower",
+    "contains",
+    "replace",
+    "trimSuffix",
+    "json",
+    "jsonArray",
+    "map",
+    "getenv",
+    "datetime",
+    "seq",
+    "atoi",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "mod",
+    "base64Encode",
+    "base64Decode",
+    "parseBool",
+    "reverse",
+    "sortByLength",
+    "sortKVByLength",
+    "lookupIP",
+    "lookupIPV4",
+    "lookupIPV6",
+    "lookupSRV",
+    "fileExists",
+];
+
+/// The largest integer literal translated (Tera parses literals up to i64, but not i64::MIN).
+const MAX_LITERAL: i64 = 1 << 53;
+
+/// reconfd's `seq` refuses to produce more numbers than this; confd's has no limit.
+const MAX_SEQ: i64 = 100_000;
+
+type R<T> = Result<T, Refusal>;
+
+struct Tx<'s> {
+    src: &'s str,
+    /// Go's text by raw start offset.
+    texts: BTreeMap<usize, String>,
+    /// Text offsets emitted, to check every piece of Go's text was.
+    seen: BTreeSet<usize>,
+    out: String,
+    scopes: Vec<Vec<Var>>,
+    names: HashSet<String>,
+    /// Tera for-loop depth.
+    depth: usize,
+    /// Go variable names that are assigned (`$x = ...`) somewhere.
+    assigned: HashSet<String>,
+    /// Inside a range over store results: the store holds at least one key here.
+    nonempty: bool,
+}
+
+impl Tx<'_> {
+    fn refuse<T>(&self, offset: usize, reason: impl Into<String>) -> R<T> {
+        Err(refusal(self.src, offset, reason.into()))
+    }
+
+    fn run(&mut self, tree: &ListNode) -> R<()> {
+        self.list(tree, &None)?;
+        if let Some((&offset, _)) = self.texts.iter().find(|(o, _)| !self.seen.contains(o)) {
+            return self.refuse(
+                offset,
+                "gotmpl (reconfd's Go engine) drops text here that Go keeps (whitespace trimming)",
+            );
+        }
+        Ok(())
+    }
+
+    // ---- statements ----
+
+    fn list(&mut self, l: &ListNode, dot: &Option<Val>) -> R<()> {
+        for n in &l.nodes {
+            self.node(n, dot)?;
+        }
+        Ok(())
+    }
+
+    /// A body with its own variable scope.
+    fn scoped(&mut self, l: &ListNode, dot: &Option<Val>) -> R<()> {
+        self.scopes.push(Vec::new());
+        let r = self.list(l, dot);
+        self.scopes.pop();
+        r
+    }
+
+    fn node(&mut self, n: &Node, dot: &Option<Val>) -> R<()> {
+        match n {
+            Node::List(l) => self.list(l, dot),
+            Node::Text(t) => {
+                match self.texts.get(&t.pos.offset) {
+                    Some(go) if **go == *t.text => {}
+                    _ => {
+                        return self.refuse(
+                            t.pos.offset,
+                            "gotmpl (reconfd's Go engine) and Go disagree about this text \
+                             (whitespace trimming)",
+                        )
+                    }
+                }
+                self.seen.insert(t.pos.offset);
+                push_text(&mut self.out, &t.text);
+                Ok(())
+            }
+            Node::Action(a) => self.action(&a.pipe, dot),
+            Node::If(b) => {
+                self.if_chain(b, dot, "if")?;
+                self.out.push_str("{% endif %}");
+                Ok(())
+            }
+            Node::Range(b) => self.range(b, dot),
+            Node::With(b) => self.with(b, dot),
+            Node::Template(t) => self.refuse(
+                t.pos.offset,
+                "{{template}} and {{block}} (named templates) are not translated",
+            ),
+            Node::Define(d) => self.refuse(
+                d.pos.offset,
+                "{{define}} (named templates) is not translated",
+            ),
+            Node::Break(p) | Node::Continue(p) => {
+                if self.depth == 0 {
+                    return self.refuse(p.offset, "break/continue outside range");
+                }
+                let kw = if matches!(n, Node::Break(_)) {
+                    "break"
+                } else {
+                    "continue"
+                };
+                self.out.push_str(&format!("{{% {kw} %}}"));
+                Ok(())
+            }
+        }
+    }
+
+    fn action(&mut self, pipe: &PipeNode, dot: &Option<Val>) -> R<()> {
+        if pipe.decl.is_empty() {
+            let v = self.pipeline(pipe, dot)?;
+            if !v.ty.printable() {
+                return self.refuse(
+                    pipe.pos.offset,
+                    format!(
+                        "prints a {}, which Go and Tera format differently",
+                        v.ty.go()
+                    ),
+                );
+            }
+            self.out.push_str(&format!("{{{{ {} }}}}", v.code));
+            return Ok(());
+        }
+        let v = self.pipeline(pipe, dot)?;
+        let v = self.strict(v, pipe.pos.offset)?;
+        if pipe.is_assign {
+            self.assign(&pipe.decl[0], v, pipe.pos.offset)
+        } else {
+            self.declare(&pipe.decl[0], v);
+            Ok(())
+        }
+    }
+
+    /// `{{$x := v}}`: a fresh Tera variable.
+    fn declare(&mut self, go: &str, v: Val) -> String {
+        let name = self.fresh(go.trim_start_matches('$'));
+        self.out
+            .push_str(&format!("{{% set {name} = {} %}}", v.code));
+        self.bind(go, &name, &v);
+        name
+    }
+
+    /// Puts Go variable `go` in the innermost scope as Tera variable `tera`.
+    fn bind(&mut self, go: &str, tera: &str, v: &Val) {
+        // A variable assigned somewhere may hold anything later: it proves nothing.
+        let stable = !self.assigned.contains(go);
+        let var = Var {
+            go: go.to_owned(),
+            tera: tera.to_owned(),
+            ty: v.ty,
+            depth: self.depth,
+            witness: stable && v.witness,
+            elems_witness: stable && v.elems_witness,
+        };
+        self.scopes.last_mut().expect("a scope").push(var);
+    }
+
+    fn assign(&mut self, go: &str, v: Val, offset: usize) -> R<()> {
+        let Some(var) = self.lookup(go) else {
+            return self.refuse(offset, format!("undefined variable {go}"));
+        };
+        if var.ty != v.ty {
+            return self.refuse(
+                offset,
+                format!(
+                    "assigns a {} to {go}, which holds a {}",
+                    v.ty.go(),
+                    var.ty.go()
+                ),
+            );
+        }
+        let tag = if var.depth == self.depth {
+            "set"
+        } else if var.depth == 0 {
+            "set_global"
+        } else {
+            return self.refuse(
+                offset,
+                format!(
+                    "assigns {go}, declared in an enclosing range: Tera cannot set a variable \
+                     of an outer loop"
+                ),
+            );
+        };
+        self.out
+            .push_str(&format!("{{% {tag} {} = {} %}}", var.tera, v.code));
+        Ok(())
+    }
+
+    /// The value a control structure tests, with its `$x :=` declaration if any.
+    fn control_value(&mut self, b: &BranchNode, dot: &Option<Val>, hint: &str) -> R<Val> {
+        let off = b.pipe.pos.offset;
+        if b.pipe.is_assign {
+            return self.refuse(off, "assignment in a control pipeline is not translated");
+        }
+        let v = self.pipeline(&b.pipe, dot)?;
+        let v = self.strict(v, off)?;
+        match b.pipe.decl.first() {
+            Some(go) => {
+                let name = self.declare(go, v.clone());
+                Ok(Val::var(&name, v.ty, v.witness, v.elems_witness))
+            }
+            None if hint.is_empty() || v.var => Ok(v),
+            None => {
+                let name = self.fresh(hint);
+                self.out
+                    .push_str(&format!("{{% set {name} = {} %}}", v.code));
+                Ok(Val::var(&name, v.ty, v.witness, v.elems_witness))
+            }
+        }
+    }
+
+    /// `{% if %}` (`keyword` "if", or "elif" in a chain) and its branches, without the
+    /// closing `{% endif %}`.
+    fn if_chain(&mut self, b: &BranchNode, dot: &Option<Val>, keyword: &str) -> R<()> {
+        self.scopes.push(Vec::new());
+        let cond = self.control_value(b, dot, "")?;
+        self.out
+            .push_str(&format!("{{% {keyword} {} %}}", cond.code));
+        let r = self.branches(b, dot, &None);
+        self.scopes.pop();
+        r
+    }
+
+    /// The body (with `body_dot`, or the outer dot) and the else branch of an if or with.
+    fn branches(&mut self, b: &BranchNode, dot: &Option<Val>, body_dot: &Option<Val>) -> R<()> {
+        let inner = if body_dot.is_some() { body_dot } else { dot };
+        self.scoped(&b.body, inner)?;
+        let Some(else_body) = &b.else_body else {
+            return Ok(());
+        };
+        // `{{else if c}}` arrives as an else branch holding only that if: use elif.
+        // (Not after a with: its else branch sees the outer dot, which is the same here,
+        // but keeping with's else a plain else keeps the translation easy to read.)
+        if let [Node::If(next)] = else_body.nodes.as_slice() {
+            if next.pipe.decl.is_empty() && body_dot.is_none() {
+                return self.if_chain(next, dot, "elif");
+            }
+        }
+        self.out.push_str("{% else %}");
+        self.scoped(else_body, dot)
+    }
+
+    fn with(&mut self, b: &BranchNode, dot: &Option<Val>) -> R<()> {
+        self.scopes.push(Vec::new());
+        let v = self.control_value(b, dot, "it")?;
+        self.out.push_str(&format!("{{% if {} %}}", v.code));
+        self.branches(b, dot, &Some(v))?;
+        self.out.push_str("{% endif %}");
+        self.scopes.pop();
+        Ok(())
+    }
+
+    fn range(&mut self, b: &BranchNode, dot: &Option<Val>) -> R<()> {
+        let off = b.pipe.pos.offset;
+        if b.pipe.is_assign {
+            return self.refuse(off, "range assigning existing variables is not translated");
+        }
+        let target = self.pipeline(&b.pipe, dot)?;
+        let target = self.strict(target, off)?;
+        let Some(elem) = target.ty.elem() else {
+            return self.refuse(
+                off,
+                format!(
+                    "ranges over a {}: only lists of strings, ints and gets items are translated",
+                    target.ty.go()
+                ),
+            );
+        };
+        let hint = match elem {
+            Ty::Kv => "kv",
+            Ty::Int => "n",
+            _ => "item",
+        };
+        let (index, value) = match b.pipe.decl.as_slice() {
+            [] => (None, self.fresh(hint)),
+            [v] => (None, self.fresh(v.trim_start_matches('$'))),
+            [i, v] => (
+                Some((i, self.fresh(i.trim_start_matches('$')))),
+                self.fresh(v.trim_start_matches('$')),
+            ),
+            _ => return self.refuse(off, "too many declarations in range"),
+        };
+        self.out
+            .push_str(&format!("{{% for {value} in {} %}}", target.code));
+        self.depth += 1;
+        self.scopes.push(Vec::new());
+        let elem_val = Val::var(&value, elem, target.elems_witness, false);
+        if let Some((go, name)) = &index {
+            self.out
+                .push_str(&format!("{{% set {name} = loop.index0 %}}"));
+            let i = Val::var(name, Ty::Int, target.elems_witness, false);
+            self.bind(go, name, &i);
+        }
+        if let Some(go) = b.pipe.decl.last() {
+            self.bind(go, &value, &elem_val);
+        }
+        let outer = self.nonempty;
+        self.nonempty |= target.elems_witness;
+        let r = self.scoped(&b.body, &Some(elem_val));
+        self.nonempty = outer;
+        self.scopes.pop();
+        self.depth -= 1;
+        r?;
+        if let Some(else_body) = &b.else_body {
+            // Tera runs a for loop's else branch outside the loop's scope, as Go does.
+            self.out.push_str("{% else %}");
+            self.scoped(else_body, dot)?;
+        }
+        self.out.push_str("{% endfor %}");
+        Ok(())
+    }
+
+    // ---- expressions ----
+
+    fn pipeline(&mut self, pipe: &PipeNode, dot: &Option<Val>) -> R<Val> {
+        let mut prev: Option<Val> = None;
+        for c in &pipe.commands {
+            prev = Some(self.command(c, dot, prev)?);
+        }
+        match prev {
+            Some(v) => Ok(v),
+            None => self.refuse(pipe.pos.offset, "empty pipeline"),
+        }
+    }
+
+    fn command(&mut self, c: &CommandNode, dot: &Option<Val>, piped: Option<Val>) -> R<Val> {
+        let Some(first) = c.args.first() else {
+            return self.refuse(c.pos.offset, "empty command");
+        };
+        if let Expr::Identifier(pos, name) = first {
+            let mut args = Vec::with_capacity(c.args.len());
+            for a in &c.args[1..] {
+                args.push(self.operand(a, dot)?);
+            }
+            // Go passes the previous command's result as the last argument.
+            args.extend(piped);
+            return self.call(name, pos.offset, args);
+        }
+        if let Some(extra) = c.args.get(1) {
+            return self.refuse(
+                extra.pos().offset,
+                "an argument to something that is not a function",
+            );
+        }
+        if piped.is_some() {
+            return self.refuse(
+                first.pos().offset,
+                "a pipeline stage that is not a function",
+            );
+        }
+        self.operand(first, dot)
+    }
+
+    fn operand(&mut self, e: &Expr, dot: &Option<Val>) -> R<Val> {
+        match e {
+            Expr::Dot(p) => match dot {
+                Some(d) => Ok(d.clone()),
+                None => self.refuse(
+                    p.offset,
+                    "`.` outside range and with is confd's nil data (prints <no value>)",
+                ),
+            },
+            Expr::Field(p, fields) => match dot {
+                Some(d) => self.fields(d.clone(), fields, p.offset),
+                None => self.refuse(p.offset, "a field of confd's nil data"),
+            },
+            Expr::Variable(p, name, fields) => {
+                if name == "$" {
+                    return self.refuse(p.offset, "`$` is confd's nil data");
+                }
+                let Some(var) = self.lookup(name) else {
+                    return self.refuse(p.offset, format!("undefined variable {name}"));
+                };
+                let v = Val::var(&var.tera, var.ty, var.witness, var.elems_witness);
+                if fields.is_empty() {
+                    Ok(v)
+                } else {
+                    self.fields(v, fields, p.offset)
+                }
+            }
+            // An identifier as an argument is a call without arguments.
+            Expr::Identifier(p, name) => self.call(name, p.offset, Vec::new()),
+            Expr::String(p, s) => match golex::string_literal(self.src, p.offset) {
+                Some(go) if go == **s => Ok(Val {
+                    lit: Some(Lit::Str(go.clone())),
+                    ..Val::new(tera_str(&go), Ty::Str)
+                }),
+                _ => self.refuse(
+                    p.offset,
+                    "string literal whose Go value is not UTF-8 text or that gotmpl reads \
+                     differently from Go",
+                ),
+            },
+            Expr::Number(p, n) => {
+                let go = golex::decimal_literal(self.src, p.offset);
+                match (go, n) {
+                    (Some(i), Number::Int(j)) if i == *j && i.abs() <= MAX_LITERAL => {
+                        let code = if i < 0 {
+                            format!("({i})")
+                        } else {
+                            i.to_string()
+                        };
+                        Ok(Val {
+                            lit: Some(Lit::Int(i)),
+                            ..Val::new(code, Ty::Int)
+                        })
+                    }
+                    _ => self.refuse(
+                        p.offset,
+                        "number literal other than a plain decimal integer (floats, hex, \
+                         octal, characters) is not translated",
+                    ),
+                }
+            }
+            Expr::Bool(_, b) => Ok(Val::new(b.to_string(), Ty::Bool)),
+            Expr::Nil(p) => self.refuse(p.offset, "nil is not translated"),
+            Expr::Pipe(p, pipe) => {
+                if !pipe.decl.is_empty() {
+                    return self.refuse(p.offset, "a declaration inside parentheses");
+                }
+                self.pipeline(pipe, dot)
+            }
+            Expr::Chain(p, inner, fields) => {
+                let base = self.operand(inner, dot)?;
+                self.fields(base, fields, p.offset)
+            }
+        }
+    }
+
+    /// `.Key` / `.Value` of a `get`/`gets` item.
+    fn fields(&mut self, base: Val, fields: &[gotmpl::parse::SmolStr], offset: usize) -> R<Val> {
+        let base = self.strict(base, offset)?;
+        let field = match (base.ty, fields) {
+            (Ty::Kv, [f]) if f == "Key" => "key",
+            (Ty::Kv, [f]) if f == "Value" => "value",
+            _ => {
+                let chain: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+                return self.refuse(
+                    offset,
+                    format!(
+                        "field .{} of a {}: only .Key and .Value of get/gets items are \
+                         translated",
+                        chain.join("."),
+                        base.ty.go()
+                    ),
+                );
+            }
+        };
+        let code = if base.var {
+            format!("{}.{field}", base.code)
+        } else {
+            format!("{}[\"{field}\"]", base.code)
+        };
+        Ok(Val {
+            fallible: base.fallible,
+            witness: base.witness,
+            ..Val::new(code, Ty::Str)
+        })
+    }
+
+    fn strict(&self, v: Val, offset: usize) -> R<Val> {
+        if v.strict {
+            Ok(v)
+        } else {
+            self.refuse(
+                offset,
+                "index's result used where Tera would not fail on an index out of range \
+                 (it is translated only where printed or passed to a function)",
+            )
+        }
+    }
+
+    fn lookup(&self, go: &str) -> Option<Var> {
+        self.scopes
+            .iter()
+            .rev()
+            .flat_map(|s| s.iter().rev())
+            .find(|v| v.go == go)
+            .cloned()
+    }
+
+    fn fresh(&mut self, hint: &str) -> String {
+        let mut base: String = hint
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
+            base.insert_str(0, "v_");
+        }
+        if RESERVED.contains(&base.as_str()) {
+            base.push('_');
+        }
+        let mut name = base.clone();
+        let mut n = 2;
+        while self.names.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        self.names.insert(name.clone());
+        name
+    }
+
+    // ---- functions ----
+
+    fn call(&mut self, name: &str, offset: usize, args: Vec<Val>) -> R<Val> {
+        use Ty::*;
+        match name {
+            "getv" => match args.len() {
+                1 => {
+                    let v = self.func("getv", offset, args, &[p("key", Str)], Str)?;
+                    Ok(Val {
+                        fallible: true,
+                        witness: true,
+                        ..v
+                    })
+                }
+                _ => self.func(
+                    "getv",
+                    offset,
+                    args,
+                    &[p("key", Str), opt("default", Str)],
+                    Str,
+                ),
+            },
+            "get" => {
+                let v = self.func("get", offset, args, &[p("key", Str)], Kv)?;
+                Ok(Val {
+                    fallible: true,
+                    witness: true,
+                    ..v
+                })
+            }
+            "exists" => self.func("exists", offset, args, &[p("key", Str)], Bool),
+            "getvs" | "gets" => {
+                if let Some(pat) = args.first() {
+                    self.check_pattern(pat, offset)?;
+                }
+                let ty = if name == "gets" { ListKv } else { ListStr };
+                let v = self.func(name, offset, args, &[p("pattern", Str)], ty)?;
+                Ok(Val {
+                    elems_witness: true,
+                    ..v
+                })
+            }
+            "ls" | "lsdir" => {
+                match args.first().and_then(|a| a.lit.as_ref()) {
+                    Some(Lit::Str(d)) if literal_dir_ok(d) => {}
+                    _ => {
+                        return self.refuse(
+                            offset,
+                            format!(
+                                "{name} of a path other than a literal, clean, absolute path \
+                                 below `/`: reconfd's {name} differs from confd's for `/` and \
+                                 unclean paths"
+                            ),
+                        )
+                    }
+                }
+                let v = self.func(name, offset, args, &[p("path", Str)], ListStr)?;
+                Ok(Val {
+                    elems_witness: true,
+                    ..v
+                })
+            }
+            "base" | "dir" => self.func(name, offset, args, &[p("path", Str)], Str),
+            "split" => {
+                let w = args.first().is_some_and(|a| a.witness);
+                let v = self.func(
+                    "split",
+                    offset,
+                    args,
+                    &[p("s", Str), p("sep", Str)],
+                    ListStr,
+                )?;
+                Ok(Val {
+                    elems_witness: w,
+                    ..v
+                })
+            }
+            "join" => self.func(
+                "join",
+                offset,
+                args,
+                &[p("list", ListStr), p("sep", Str)],
+                Str,
+            ),
+            "contains" => self.func(
+                "contains",
+                offset,
+                args,
+                &[p("s", Str), p("substr", Str)],
+                Bool,
+            ),
+            "replace" => self.func(
+                "replace",
+                offset,
+                args,
+                &[p("s", Str), p("old", Str), p("new", Str), opt("n", Int)],
+                Str,
+            ),
+            "trimSuffix" => self.func(
+                "trimSuffix",
+                offset,
+                args,
+                &[p("s", Str), p("suffix", Str)],
+                Str,
+            ),
+            "base64Encode" => self.func("base64Encode", offset, args, &[p("s", Str)], Str),
+            "fileExists" => self.func("fileExists", offset, args, &[p("path", Str)], Bool),
+            "parseBool" | "atoi" => {
+                let ty = if name == "atoi" { Int } else { Bool };
+                let v = self.func(name, offset, args, &[p("s", Str)], ty)?;
+                Ok(Val {
+                    fallible: true,
+                    ..v
+                })
+            }
+            "getenv" => {
+                match args.first().and_then(|a| a.lit.as_ref()) {
+                    Some(Lit::Str(n)) if n != "RECONFD_ETCD_PASSWORD" => {}
+                    _ => {
+                        return self.refuse(
+                            offset,
+                            "getenv of a name that is not a literal (reconfd hides \
+                             RECONFD_ETCD_PASSWORD)",
+                        )
+                    }
+                }
+                if args.len() == 1 {
+                    self.func("getenv", offset, args, &[p("name", Str)], Str)
+                } else {
+                    self.func(
+                        "getenv",
+                        offset,
+                        args,
+                        &[p("name", Str), opt("default", Str)],
+                        Str,
+                    )
+                }
+            }
+            "add" | "sub" | "mul" | "div" | "mod" => {
+                let v = self.func(name, offset, args, &[p("a", Int), p("b", Int)], Int)?;
+                Ok(Val {
+                    // Division by zero.
+                    fallible: v.fallible || matches!(name, "div" | "mod"),
+                    ..v
+                })
+            }
+            "seq" => {
+                match (
+                    args.first().and_then(|a| a.lit.clone()),
+                    args.get(1).and_then(|a| a.lit.clone()),
+                ) {
+                    (Some(Lit::Int(a)), Some(Lit::Int(b))) if b - a < MAX_SEQ => {}
+                    _ => {
+                        return self.refuse(
+                            offset,
+                            format!(
+                                "seq of other than two integer literals at most {MAX_SEQ} \
+                                 apart (reconfd's seq stops at {MAX_SEQ} numbers)"
+                            ),
+                        )
+                    }
+                }
+                self.func(
+                    "seq",
+                    offset,
+                    args,
+                    &[p("start", Int), p("end", Int)],
+                    ListInt,
+                )
+            }
+            "reverse" => {
+                match args.as_slice() {
+                    [a] if a.ty == ListStr && !a.var => {}
+                    [a] if a.ty == ListStr => {
+                        return self.refuse(
+                            offset,
+                            "reverse of a variable: confd reverses the list in place, so the \
+                             variable changes too",
+                        )
+                    }
+                    [a] => {
+                        return self.refuse(
+                            offset,
+                            format!(
+                                "reverse of a {}: confd's reverse only reverses []string and \
+                                 []KVPair, and leaves gets results unchanged",
+                                a.ty.go()
+                            ),
+                        )
+                    }
+                    _ => return self.refuse(offset, "reverse takes one argument"),
+                }
+                let w = args[0].elems_witness;
+                let v = self.func("reverse", offset, args, &[p("list", ListStr)], ListStr)?;
+                Ok(Val {
+                    elems_witness: w,
+                    ..v
+                })
+            }
+            "len" => match args.as_slice() {
+                [a] if a.ty.elem().is_some() => {
+                    let a = self.strict(a.clone(), offset)?;
+                    Ok(Val {
+                        fallible: a.fallible,
+                        witness: a.witness,
+                        ..Val::new(format!("({} | length)", a.code), Int)
+                    })
+                }
+                [a] => self.refuse(
+                    offset,
+                    format!(
+                        "len of a {} (Go counts bytes of a string, Tera characters)",
+                        a.ty.go()
+                    ),
+                ),
+                _ => self.refuse(offset, "len takes one argument"),
+            },
+            "index" => match args.as_slice() {
+                [list, Val {
+                    lit: Some(Lit::Int(i)),
+                    ..
+                }] if list.ty.elem().is_some() && *i >= 0 => {
+                    let list = self.strict(list.clone(), offset)?;
+                    Ok(Val {
+                        fallible: true,
+                        witness: list.witness || list.elems_witness,
+                        strict: false,
+                        ..Val::new(
+                            format!("{}[{i}]", list.code),
+                            list.ty.elem().expect("checked"),
+                        )
+                    })
+                }
+                _ => self.refuse(
+                    offset,
+                    "index other than one non-negative integer literal into a list",
+                ),
+            },
+            "not" => match args.as_slice() {
+                [a] => {
+                    let a = self.strict(a.clone(), offset)?;
+                    Ok(Val {
+                        fallible: a.fallible,
+                        witness: a.witness,
+                        ..Val::new(format!("(not {})", a.code), Bool)
+                    })
+                }
+                _ => self.refuse(offset, "not takes one argument"),
+            },
+            "and" | "or" => self.and_or(name, offset, args),
+            "eq" | "ne" | "lt" | "le" | "gt" | "ge" => self.compare(name, offset, args),
+            "printf" => self.printf(offset, args),
+            "print" | "println" => self.print(name == "println", offset, args),
+            "toUpper" | "toLower" => self.refuse(
+                offset,
+                format!(
+                    "{name}: Rust's Unicode case mapping differs from Go's for some non-ASCII \
+                     text (ß, final Σ, İ)"
+                ),
+            ),
+            "sortByLength" | "sortKVByLength" => self.refuse(
+                offset,
+                format!(
+                    "{name}: Go's sort.Sort is not stable (items of equal length may come in \
+                     another order), reconfd's is"
+                ),
+            ),
+            "json" | "jsonArray" | "map" => self.refuse(
+                offset,
+                format!(
+                    "{name}: maps and JSON values (float64 numbers, nested values) print and \
+                     compare differently in Go and Tera"
+                ),
+            ),
+            "datetime" => self.refuse(
+                offset,
+                "datetime returns a Go time.Time, which has no exact Tera equivalent",
+            ),
+            "lookupIP" | "lookupIPV4" | "lookupIPV6" | "lookupSRV" => self.refuse(
+                offset,
+                format!("{name}: DNS results depend on the resolver, so they are not translated"),
+            ),
+            "base64Decode" => self.refuse(
+                offset,
+                "base64Decode: Go accepts decoded bytes that are not UTF-8, reconfd fails",
+            ),
+            "html" | "js" | "urlquery" | "slice" | "call" => {
+                self.refuse(offset, format!("Go's {name} has no exact Tera equivalent"))
+            }
+            _ => self.refuse(
+                offset,
+                format!("function {name:?} is not defined in confd (Go cannot parse this)"),
+            ),
+        }
+    }
+
+    /// A call of reconfd function `name` with keyword arguments, checking Go's argument count
+    /// and types.
+    fn func(
+        &mut self,
+        name: &str,
+        offset: usize,
+        args: Vec<Val>,
+        params: &[Param],
+        ret: Ty,
+    ) -> R<Val> {
+        if args.len() != params.len() {
+            return self.refuse(
+                offset,
+                format!(
+                    "{name} with {} argument(s) (confd's takes {})",
+                    args.len(),
+                    params.len()
+                ),
+            );
+        }
+        let mut kwargs = Vec::with_capacity(args.len());
+        let mut v = Val::new(String::new(), ret);
+        for (a, param) in args.iter().zip(params) {
+            if a.ty != param.ty {
+                return self.refuse(
+                    offset,
+                    format!(
+                        "{name}'s argument {} is a {} where Go wants a {}",
+                        param.kw,
+                        a.ty.go(),
+                        param.ty.go()
+                    ),
+                );
+            }
+            if !param.checked {
+                self.strict(a.clone(), offset)?;
+            }
+            v.fallible |= a.fallible;
+            v.witness |= a.witness;
+            kwargs.push(format!("{}={}", param.kw, a.code));
+        }
+        v.code = format!("{name}({})", kwargs.join(", "));
+        Ok(v)
+    }
+
+    /// A glob for gets/getvs. reconfd rejects a malformed pattern even when no key exists;
+    /// confd (memkv) only notices it when it tests some key.
+    fn check_pattern(&self, pat: &Val, offset: usize) -> R<()> {
+        match &pat.lit {
+            Some(Lit::Str(p)) => match gopath::match_pattern(p, "") {
+                Ok(_) => Ok(()),
+                Err(_) => self.refuse(
+                    offset,
+                    format!(
+                        "malformed glob pattern {p:?}: confd fails only when some key exists, \
+                         reconfd always"
+                    ),
+                ),
+            },
+            _ if pat.witness || self.nonempty => Ok(()),
+            _ => self.refuse(
+                offset,
+                "a glob pattern computed from values that may exist without any key in the \
+                 store: were it malformed, confd would not fail with no keys, reconfd would",
+            ),
+        }
+    }
+
+    fn and_or(&mut self, name: &str, offset: usize, args: Vec<Val>) -> R<Val> {
+        if args.is_empty() {
+            return self.refuse(offset, format!("{name} without arguments"));
+        }
+        let mut v = Val::new(String::new(), args[0].ty);
+        let mut codes = Vec::new();
+        for a in &args {
+            let a = self.strict(a.clone(), offset)?;
+            if a.ty != v.ty {
+                v.ty = if v.ty.printable() && a.ty.printable() {
+                    Ty::Scalar
+                } else {
+                    Ty::Mixed
+                };
+            }
+            // Only the first operand is always evaluated.
+            v.fallible |= a.fallible;
+            codes.push(a.code);
+        }
+        v.witness = args[0].witness;
+        v.code = format!("({})", codes.join(&format!(" {name} ")));
+        Ok(v)
+    }
+
+    fn compare(&mut self, name: &str, offset: usize, args: Vec<Val>) -> R<Val> {
+        let arity_ok = if name == "eq" {
+            args.len() >= 2
+        } else {
+            args.len() == 2
+        };
+        if !arity_ok {
+            return self.refuse(offset, format!("{name} with {} arguments", args.len()));
+        }
+        let ty = args[0].ty;
+        let allowed = match name {
+            "eq" | "ne" => matches!(ty, Ty::Str | Ty::Int | Ty::Bool),
+            _ => matches!(ty, Ty::Str | Ty::Int),
+        };
+        if !allowed || args.iter().any(|a| a.ty != ty) {
+            let tys: Vec<&str> = args.iter().map(|a| a.ty.go()).collect();
+            return self.refuse(
+                offset,
+                format!(
+                    "{name} of {}: only strings, ints (and bools for eq/ne) of one type are \
+                     translated",
+                    tys.join(", ")
+                ),
+            );
+        }
+        // Go evaluates every argument; Tera's `or` stops at the first match.
+        if args.iter().skip(2).any(|a| a.fallible) {
+            return self.refuse(
+                offset,
+                "eq with a third argument that may fail: Go evaluates it, Tera might not",
+            );
+        }
+        let mut v = Val::new(String::new(), Ty::Bool);
+        for a in &args {
+            self.strict(a.clone(), offset)?;
+            v.fallible |= a.fallible;
+            v.witness |= a.witness;
+        }
+        let op = match name {
+            "eq" => "==",
+            "ne" => "!=",
+            "lt" => "<",
+            "le" => "<=",
+            "gt" => ">",
+            _ => ">=",
+        };
+        let first = &args[0].code;
+        let parts: Vec<String> = args[1..]
+            .iter()
+            .map(|a| format!("{first} {op} {}", a.code))
+            .collect();
+        v.code = format!("({})", parts.join(" or "));
+        Ok(v)
+    }
+
+    fn printf(&mut self, offset: usize, args: Vec<Val>) -> R<Val> {
+        let format = match args.first().and_then(|a| a.lit.as_ref()) {
+            Some(Lit::Str(f)) => f.clone(),
+            _ => return self.refuse(offset, "printf with a format that is not a string literal"),
+        };
+        let mut rest = args[1..].iter();
+        let mut parts: Vec<(String, Ty)> = Vec::new();
+        let mut lit = String::new();
+        let mut chars = format.chars();
+        let mut v = Val::new(String::new(), Ty::Str);
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                lit.push(c);
+                continue;
+            }
+            let verb = chars.next();
+            let want = match verb {
+                Some('%') => {
+                    lit.push('%');
+                    continue;
+                }
+                Some('s') => Ty::Str,
+                Some('d') => Ty::Int,
+                Some('t') => Ty::Bool,
+                Some('v') => Ty::Scalar,
+                Some(other) => {
+                    return self.refuse(
+                        offset,
+                        format!(
+                            "printf `%{other}`: only the verbs %s, %d, %v, %t and %% without \
+                             flags, width or precision are translated"
+                        ),
+                    )
+                }
+                None => return self.refuse(offset, "printf format ending in a lone %"),
+            };
+            let verb = verb.expect("matched");
+            let Some(a) = rest.next() else {
+                return self.refuse(
+                    offset,
+                    format!("printf `%{verb}` without an argument (Go prints %!{verb}(MISSING))"),
+                );
+            };
+            let fits = if want == Ty::Scalar {
+                a.ty.printable()
+            } else {
+                a.ty == want
+            };
+            if !fits {
+                return self.refuse(
+                    offset,
+                    format!(
+                        "printf `%{verb}` of a {} (Go prints %!{verb}(...) or formats it \
+                         differently)",
+                        a.ty.go()
+                    ),
+                );
+            }
+            let a = self.strict(a.clone(), offset)?;
+            v.fallible |= a.fallible;
+            v.witness |= a.witness;
+            if !lit.is_empty() {
+                parts.push((tera_str(&std::mem::take(&mut lit)), Ty::Str));
+            }
+            parts.push((a.code, a.ty));
+        }
+        if rest.next().is_some() {
+            return self.refuse(
+                offset,
+                "printf with more arguments than verbs (Go appends %!(EXTRA ...))",
+            );
+        }
+        if parts.is_empty() {
+            v.lit = Some(Lit::Str(lit.clone()));
+        }
+        if !lit.is_empty() || parts.is_empty() {
+            parts.push((tera_str(&lit), Ty::Str));
+        }
+        v.code = concat(parts);
+        Ok(v)
+    }
+
+    /// Go's `print` (fmt.Sprint: a space between operands when neither is a string) and
+    /// `println` (fmt.Sprintln: spaces between all operands and a final newline).
+    fn print(&mut self, newline: bool, offset: usize, args: Vec<Val>) -> R<Val> {
+        let mut parts: Vec<(String, Ty)> = Vec::new();
+        let mut v = Val::new(String::new(), Ty::Str);
+        let mut prev: Option<Ty> = None;
+        for a in &args {
+            let a = self.strict(a.clone(), offset)?;
+            let known = matches!(a.ty, Ty::Str | Ty::Int | Ty::Bool)
+                || (a.ty == Ty::Scalar && (newline || args.len() == 1));
+            if !known {
+                return self.refuse(
+                    offset,
+                    format!("print of a {}, which Go formats differently", a.ty.go()),
+                );
+            }
+            if let Some(pt) = prev {
+                if newline || (pt != Ty::Str && a.ty != Ty::Str) {
+                    parts.push(("\" \"".into(), Ty::Str));
+                }
+            }
+            prev = Some(a.ty);
+            v.fallible |= a.fallible;
+            v.witness |= a.witness;
+            parts.push((a.code, a.ty));
+        }
+        if newline {
+            parts.push(("\"\\n\"".into(), Ty::Str));
+        }
+        if parts.is_empty() {
+            parts.push(("\"\"".into(), Ty::Str));
+        }
+        v.code = concat(parts);
+        Ok(v)
+    }
+}
+
+/// Tera operands joined with `~` into a string expression.
+fn concat(mut parts: Vec<(String, Ty)>) -> String {
+    if let [(code, Ty::Str)] = parts.as_slice() {
+        return code.clone();
+    }
+    // `~` makes a string as soon as one side is one; make sure one is.
+    if !parts.iter().any(|(_, t)| *t == Ty::Str) {
+        parts.insert(0, ("\"\"".into(), Ty::Str));
+    }
+    let codes: Vec<String> = parts.into_iter().map(|(c, _)| c).collect();
+    format!("({})", codes.join(" ~ "))
+}
+
+/// A literal directory for ls/lsdir on which reconfd's and memkv's listings agree: absolute,
+/// not `/`, clean (one trailing `/` allowed).
+fn literal_dir_ok(d: &str) -> bool {
+    let t = d.strip_suffix('/').unwrap_or(d);
+    d.starts_with('/') && t.len() > 1 && gopath::clean(t) == t
+}
+
+/// A Tera string literal with exactly the value `s`.
+fn tera_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Appends Go text as Tera text: verbatim, except a `{` that could open a Tera tag (`{{`,
+/// `{%`, `{#`, or a `{` at the end, where the next tag follows) becomes `{{ "{" }}`.
+fn push_text(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        if c == '{' && matches!(bytes.get(i + 1), None | Some(b'{' | b'%' | b'#')) {
+            out.push_str("{{ \"{\" }}");
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// The names of variables assigned with `=` anywhere in the tree.
+fn collect_assigned(l: &ListNode, out: &mut HashSet<String>) {
+    fn pipe(p: &PipeNode, out: &mut HashSet<String>) {
+        if p.is_assign {
+            out.extend(p.decl.iter().map(|d| d.to_string()));
+        }
+    }
+    for n in &l.nodes {
+        match n {
+            Node::List(l) => collect_assigned(l, out),
+            Node::Action(a) => pipe(&a.pipe, out),
+            Node::If(b) | Node::Range(b) | Node::With(b) => {
+                pipe(&b.pipe, out);
+                collect_assigned(&b.body, out);
+                if let Some(e) = &b.else_body {
+                    collect_assigned(e, out);
+                }
+            }
+            Node::Define(d) => collect_assigned(&d.body, out),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
