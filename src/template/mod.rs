@@ -93,15 +93,20 @@ impl Template {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_source(path, &source, kind)
+    }
+
+    /// Parses `source` as if read from `path` (whose file name names the template in errors).
+    pub fn from_source(path: &Path, source: &str, kind: EngineKind) -> Result<Self, TemplateError> {
         let name = path
             .file_name()
             .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
             .into_owned();
         let engine = match kind {
             EngineKind::Tera => {
-                tera::TeraTemplate::compile(&name, &source).map(|t| Engine::Tera(Box::new(t)))
+                tera::TeraTemplate::compile(&name, source).map(|t| Engine::Tera(Box::new(t)))
             }
-            EngineKind::Go => go::GoTemplate::compile(&name, &source).map(Engine::Go),
+            EngineKind::Go => go::GoTemplate::compile(&name, source).map(Engine::Go),
         }
         .map_err(|message| TemplateError::Engine {
             path: path.to_owned(),
