@@ -92,6 +92,8 @@ impl GoTemplate {
     pub(crate) fn render(&self, view: Arc<KvView>) -> Result<String, String> {
         let _scope = ViewScope::enter(view);
         LAST_AT.with(|c| c.set(None));
+        go_funcs::forget_types();
+        let _forget = scopeguard(go_funcs::forget_types);
         if self.body_defined {
             self.template
                 .execute_template_to_string(&self.name, &Value::Nil)
@@ -115,6 +117,17 @@ impl GoTemplate {
             None => format!("template: {}: {message}", self.name),
         }
     }
+}
+
+/// Runs `f` when dropped (also when the render unwinds).
+fn scopeguard(f: fn()) -> impl Drop {
+    struct Guard(fn());
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    Guard(f)
 }
 
 /// 1-based line and column (in characters) of byte offset `at`.
