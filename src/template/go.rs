@@ -2,8 +2,9 @@
 //! crate (a port of Go's text/template) with confd's function set from `go_funcs`.
 //!
 //! Two things are added around gotmpl so errors are as useful as Tera's:
-//! - Unknown functions are found when the template is loaded (Go's parser does this; gotmpl
-//!   would only fail when the call runs), so `reconfd check` reports them.
+//! - Unknown functions, variables out of scope and `{{break}}` outside `{{range}}` are found
+//!   when the template is loaded, as Go's parser does (gotmpl would only fail when that code
+//!   runs), so `reconfd check` reports them.
 //! - gotmpl's execution errors carry no position. Before every action, `if`, `range`, `with`
 //!   and `{{template}}` the parse tree gets an invisible `{{__reconfd_at OFFSET}}` action that
 //!   records where execution is; an error is reported at the last recorded place.
@@ -74,9 +75,9 @@ impl GoTemplate {
             let Some(tree) = template.lookup(&n).cloned() else {
                 continue;
             };
-            check_functions(&tree.nodes).map_err(|(pos, f)| {
+            check_tree(&tree).map_err(|(pos, message)| {
                 let (line, col) = line_col(source, pos);
-                format!("template: {name}:{line}:{col}: function {f:?} not defined")
+                format!("template: {name}:{line}:{col}: {message}")
             })?;
             template = template.add_parse_tree(&n, instrument(tree));
         }
@@ -107,6 +108,7 @@ impl GoTemplate {
     fn locate(&self, err: &GoError) -> String {
         let message = match err {
             GoError::Exec(m) => m.clone(),
+            GoError::UndefinedTemplate(t) => format!("template {t:?} not defined"),
             other => other.to_string(),
         };
         match LAST_AT.with(Cell::get) {
@@ -139,43 +141,124 @@ fn line_col(source: &str, at: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// Every function named in `nodes` exists: Go's parse-time check.
-fn check_functions(nodes: &[Node]) -> Result<(), (usize, String)> {
-    nodes.iter().try_for_each(|node| match node {
-        Node::List(l) => check_functions(&l.nodes),
-        Node::Action(a) => check_pipe(&a.pipe),
-        Node::If(b) | Node::Range(b) | Node::With(b) => {
-            check_pipe(&b.pipe)?;
-            check_functions(&b.body.nodes)?;
-            b.else_body
-                .as_ref()
-                .map_or(Ok(()), |e| check_functions(&e.nodes))
-        }
-        Node::Template(t) => t.pipe.as_ref().map_or(Ok(()), check_pipe),
-        Node::Define(d) => check_functions(&d.body.nodes),
-        Node::Text(_) | Node::Break(_) | Node::Continue(_) => Ok(()),
-    })
+/// What Go's parser rejects and gotmpl only finds when (and if) the code runs: calls of
+/// functions that do not exist, variables used outside their scope, `{{break}}` and
+/// `{{continue}}` outside `{{range}}`. The error is the byte offset and Go's message.
+fn check_tree(tree: &ListNode) -> Result<(), (usize, String)> {
+    let mut checker = Checker {
+        vars: vec!["$".into()],
+        range_depth: 0,
+    };
+    checker.list(&tree.nodes)
 }
 
-fn check_pipe(pipe: &PipeNode) -> Result<(), (usize, String)> {
-    pipe.commands
-        .iter()
-        .flat_map(|c| c.args.iter())
-        .try_for_each(check_expr)
+struct Checker {
+    /// Variables in scope, innermost last (Go's `Tree.vars`).
+    vars: Vec<String>,
+    /// How many `{{range}}` bodies enclose the node being checked.
+    range_depth: usize,
 }
 
-fn check_expr(expr: &Expr) -> Result<(), (usize, String)> {
-    match expr {
-        Expr::Identifier(pos, name) => {
-            if BUILTINS.contains(&name.as_str()) || go_funcs::NAMES.contains(&name.as_str()) {
-                Ok(())
-            } else {
-                Err((pos.offset, name.to_string()))
+impl Checker {
+    fn list(&mut self, nodes: &[Node]) -> Result<(), (usize, String)> {
+        for node in nodes {
+            match node {
+                Node::List(l) => self.list(&l.nodes)?,
+                Node::Action(a) => self.pipe(&a.pipe)?,
+                Node::If(b) | Node::With(b) => self.control(b, false)?,
+                Node::Range(b) => self.control(b, true)?,
+                Node::Template(t) => t.pipe.as_ref().map_or(Ok(()), |p| self.pipe(p))?,
+                Node::Define(d) => {
+                    // A definition is a template of its own: only `$` is in scope.
+                    let mut inner = Checker {
+                        vars: vec!["$".into()],
+                        range_depth: 0,
+                    };
+                    inner.list(&d.body.nodes)?;
+                }
+                Node::Break(p) | Node::Continue(p) if self.range_depth == 0 => {
+                    let word = if matches!(node, Node::Break(_)) {
+                        "break"
+                    } else {
+                        "continue"
+                    };
+                    return Err((p.offset, format!("{{{{{word}}}}} outside {{{{range}}}}")));
+                }
+                Node::Text(_) | Node::Break(_) | Node::Continue(_) => {}
             }
         }
-        Expr::Pipe(_, p) => check_pipe(p),
-        Expr::Chain(_, inner, _) => check_expr(inner),
-        _ => Ok(()),
+        Ok(())
+    }
+
+    /// `if`, `with`, `range`: variables declared in the pipeline or the bodies end at
+    /// `{{end}}`; as in Go's parser, the `{{else}}` body still sees the first body's.
+    fn control(
+        &mut self,
+        b: &gotmpl::parse::BranchNode,
+        is_range: bool,
+    ) -> Result<(), (usize, String)> {
+        let mark = self.vars.len();
+        self.pipe(&b.pipe)?;
+        if is_range {
+            self.range_depth += 1;
+        }
+        let body = self.list(&b.body.nodes);
+        if is_range {
+            self.range_depth -= 1;
+        }
+        body?;
+        if let Some(e) = &b.else_body {
+            self.list(&e.nodes)?;
+        }
+        self.vars.truncate(mark);
+        Ok(())
+    }
+
+    fn pipe(&mut self, pipe: &PipeNode) -> Result<(), (usize, String)> {
+        pipe.commands
+            .iter()
+            .flat_map(|c| c.args.iter())
+            .try_for_each(|e| self.expr(e))?;
+        self.vars.extend(pipe.decl.iter().map(|v| dollar(v)));
+        Ok(())
+    }
+
+    fn expr(&mut self, expr: &Expr) -> Result<(), (usize, String)> {
+        match expr {
+            Expr::Identifier(pos, name) => {
+                if BUILTINS.contains(&name.as_str()) || go_funcs::NAMES.contains(&name.as_str()) {
+                    Ok(())
+                } else {
+                    Err((
+                        pos.offset,
+                        format!("function {:?} not defined", name.as_str()),
+                    ))
+                }
+            }
+            Expr::Variable(pos, name, _) => {
+                let name = dollar(name);
+                if self.vars.contains(&name) {
+                    Ok(())
+                } else {
+                    Err((pos.offset, format!("undefined variable {name:?}")))
+                }
+            }
+            Expr::Pipe(_, p) => {
+                // A parenthesised pipeline's declarations stay in scope, as in Go.
+                self.pipe(p)
+            }
+            Expr::Chain(_, inner, _) => self.expr(inner),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A variable's name with its `$`, however the parser stored it.
+fn dollar(name: &str) -> String {
+    if name.starts_with('$') {
+        name.to_owned()
+    } else {
+        format!("${name}")
     }
 }
 
