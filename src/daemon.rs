@@ -248,7 +248,7 @@ fn load(
     let mut out = BTreeMap::new();
     for r in loaded.resources {
         let file = r.file.clone();
-        match Template::load(&r.src) {
+        match Template::load_as(&r.src, r.engine) {
             Ok(template) => {
                 out.insert(
                     file,

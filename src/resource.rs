@@ -11,6 +11,7 @@ use toml::Spanned;
 use crate::config::{BatchSettings, Dur, Mode, NameOrId, ReloadLimit, Settings};
 use crate::diag::Diagnostic;
 use crate::keys;
+use crate::template::EngineKind;
 
 /// Default time a `check_cmd` or `reload_cmd` may run before it is killed.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,6 +28,7 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawTemplate {
     src: Option<Spanned<String>>,
+    engine: Option<EngineKind>,
     dest: Option<Spanned<String>>,
     #[serde(default)]
     keys: Vec<Spanned<String>>,
@@ -54,6 +56,8 @@ pub struct Resource {
     pub file: PathBuf,
     /// The template, resolved against `<confdir>/templates` when relative.
     pub src: PathBuf,
+    /// The template's language: `engine` when set, else by `src`'s name (`.tmpl` is Go).
+    pub engine: EngineKind,
     /// The file to keep in line.
     pub dest: PathBuf,
     /// Keys as the resource names them, relative to `prefix`, each with a leading `/`.
@@ -249,10 +253,12 @@ pub fn load_one(settings: &Settings, file: &Path) -> Result<Resource, Vec<Diagno
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let src = src.expect("checked");
     Ok(Resource {
         name,
         file: file.to_owned(),
-        src: src.expect("checked"),
+        engine: t.engine.unwrap_or_else(|| EngineKind::for_path(&src)),
+        src,
         dest: dest.expect("checked"),
         keys: rel_keys,
         prefix: keys::join(&settings.prefix, t.prefix.as_deref().unwrap_or("")),
@@ -330,6 +336,41 @@ mod tests {
         let p = dir.join("conf.d").join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn engine_follows_src_unless_set() {
+        let d = tempfile::tempdir().unwrap();
+        let s = settings(d.path(), "");
+        let one = |name: &str, body: &str| {
+            let f = write(d.path(), name, body);
+            load_one(&s, &f)
+        };
+        let r = one(
+            "a.toml",
+            "[template]\nsrc = \"a.tmpl\"\nkeys = [\"/k\"]\ndest = \"/tmp/a\"\n",
+        )
+        .unwrap();
+        assert_eq!(r.engine, EngineKind::Go);
+        let r = one(
+            "b.toml",
+            "[template]\nsrc = \"b.conf\"\nkeys = [\"/k\"]\ndest = \"/tmp/b\"\n",
+        )
+        .unwrap();
+        assert_eq!(r.engine, EngineKind::Tera);
+        let r = one(
+            "c.toml",
+            "[template]\nsrc = \"c.conf\"\nengine = \"go\"\nkeys = [\"/k\"]\ndest = \"/tmp/c\"\n",
+        )
+        .unwrap();
+        assert_eq!(r.engine, EngineKind::Go);
+        let errs = one(
+            "e.toml",
+            "[template]\nsrc = \"e.conf\"\nengine = \"jinja\"\nkeys = [\"/k\"]\ndest = \"/tmp/e\"\n",
+        )
+        .unwrap_err();
+        let msg = errs[0].to_string();
+        assert!(msg.contains("e.toml:3") && msg.contains("jinja"), "{msg}");
     }
 
     #[test]

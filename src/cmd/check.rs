@@ -57,7 +57,7 @@ pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec
 }
 
 fn check_resource(r: &Resource, problems: &mut Vec<Diagnostic>, warnings: &mut Vec<Diagnostic>) {
-    if let Err(e) = Template::load(&r.src) {
+    if let Err(e) = Template::load_as(&r.src, r.engine) {
         problems.push(Diagnostic::file(&r.file, e.to_string()));
     }
     let dir = r.dest.parent().unwrap_or(Path::new("/"));

@@ -27,7 +27,7 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
     }
     let mut prepared = Vec::new();
     for r in loaded.resources {
-        match Template::load(&r.src) {
+        match Template::load_as(&r.src, r.engine) {
             Ok(template) => prepared.push(Prepared {
                 resource: r,
                 template,

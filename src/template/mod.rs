@@ -1,9 +1,10 @@
 //! Template engines: loading a resource's template and rendering it against a [`KvView`].
 //!
-//! Tera is the native engine; files ending in `.tmpl` are confd Go templates (not yet
-//! supported: loading one is an error naming the file). The Tera side lives in `engine`
-//! (compile and render), `functions` (confd's function set) and `dns` (SRV lookups);
-//! docs/templates.md is the reference for template authors.
+//! Tera is the native engine; files ending in `.tmpl` (or a resource with `engine = "go"`)
+//! are confd Go templates. One function set serves both: `funcs` implements confd's
+//! functions once (the store functions are [`KvView`]'s), `tera_funcs` and `go_funcs` adapt
+//! them to each engine's calling convention, `tera` and `go` compile and render, `dns` does
+//! SRV lookups. docs/templates.md is the reference for template authors.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +12,32 @@ use std::sync::Arc;
 use crate::store::KvView;
 
 mod dns;
-mod engine;
-mod functions;
+mod funcs;
+mod go;
+mod go_funcs;
+mod tera;
+mod tera_funcs;
+
+/// Which template language a file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Tera, reconfd's native engine.
+    Tera,
+    /// Go's text/template, as confd uses it.
+    Go,
+}
+
+impl EngineKind {
+    /// The engine a file name implies: `.tmpl` is Go (confd's convention), anything else Tera.
+    pub fn for_path(path: &Path) -> Self {
+        if path.extension().is_some_and(|e| e == "tmpl") {
+            Self::Go
+        } else {
+            Self::Tera
+        }
+    }
+}
 
 /// Why a template could not be loaded or rendered. Messages name the template file.
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +50,11 @@ pub enum TemplateError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Go templates are not implemented yet.
-    #[error("{path}: confd Go templates (.tmpl) are not supported yet")]
-    GoNotSupported {
-        /// The template file.
-        path: PathBuf,
-    },
     /// Parse or render error reported by the engine (carries line and column).
     ///
     /// `message` is the engine's whole report: for Tera, `error: ...` then
-    /// `--> file:line:col` and the source line with a caret, then any causes.
+    /// `--> file:line:col` and the source line with a caret, then any causes; for Go,
+    /// `template: file:line:col: ...` as Go's text/template words it.
     #[error("{path}: {message}")]
     Engine {
         /// The template file.
@@ -48,34 +68,49 @@ pub enum TemplateError {
 #[derive(Debug)]
 pub struct Template {
     path: PathBuf,
-    engine: engine::TeraTemplate,
+    engine: Engine,
+}
+
+#[derive(Debug)]
+enum Engine {
+    Tera(Box<tera::TeraTemplate>),
+    Go(go::GoTemplate),
 }
 
 impl Template {
     /// Reads and parses a template file; the engine follows the file name.
-    ///
-    /// A Tera template is compiled here, so syntax errors and unknown functions or filters
-    /// are reported at load time, with the file name, line and column. The template's name
-    /// inside Tera (shown in those reports) is the file name.
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
-        if path.extension().is_some_and(|e| e == "tmpl") {
-            return Err(TemplateError::GoNotSupported {
-                path: path.to_owned(),
-            });
-        }
+        Self::load_as(path, EngineKind::for_path(path))
+    }
+
+    /// Reads and parses a template file written for `kind`.
+    ///
+    /// The template is compiled here, so syntax errors and unknown functions (or filters)
+    /// are reported at load time, with the file name, line and column. The template's name
+    /// inside the engine (shown in those reports) is the file name.
+    pub fn load_as(path: &Path, kind: EngineKind) -> Result<Self, TemplateError> {
         let source = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_source(path, &source, kind)
+    }
+
+    /// Parses `source` as if read from `path` (whose file name names the template in errors).
+    pub fn from_source(path: &Path, source: &str, kind: EngineKind) -> Result<Self, TemplateError> {
         let name = path
             .file_name()
             .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
             .into_owned();
-        let engine = engine::TeraTemplate::compile(&name, &source).map_err(|message| {
-            TemplateError::Engine {
-                path: path.to_owned(),
-                message,
+        let engine = match kind {
+            EngineKind::Tera => {
+                tera::TeraTemplate::compile(&name, source).map(|t| Engine::Tera(Box::new(t)))
             }
+            EngineKind::Go => go::GoTemplate::compile(&name, source).map(Engine::Go),
+        }
+        .map_err(|message| TemplateError::Engine {
+            path: path.to_owned(),
+            message,
         })?;
         Ok(Self {
             path: path.to_owned(),
@@ -93,14 +128,18 @@ impl Template {
     /// The store functions (`getv`, `gets`, `ls`, ...) read exactly `view`. Renders of one
     /// template may run on several threads at once; each sees its own view.
     pub fn render(&self, view: Arc<KvView>) -> Result<String, TemplateError> {
-        self.engine
-            .render(view)
-            .map_err(|message| TemplateError::Engine {
-                path: self.path.clone(),
-                message,
-            })
+        match &self.engine {
+            Engine::Tera(t) => t.render(view),
+            Engine::Go(t) => t.render(view),
+        }
+        .map_err(|message| TemplateError::Engine {
+            path: self.path.clone(),
+            message,
+        })
     }
 }
 
+#[cfg(test)]
+mod go_tests;
 #[cfg(test)]
 mod tests;

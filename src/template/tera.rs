@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use tera::{Context, Tera};
 
-use super::functions::{self, ViewScope};
+use super::funcs::ViewScope;
+use super::tera_funcs;
 use crate::store::KvView;
 
 /// A compiled Tera template and the instance that owns its functions.
@@ -23,7 +24,7 @@ impl TeraTemplate {
     pub(crate) fn compile(name: &str, source: &str) -> Result<Self, String> {
         let mut tera = Tera::default();
         tera.autoescape_on(Vec::<&str>::new());
-        functions::register(&mut tera);
+        tera_funcs::register(&mut tera);
         tera.add_raw_template(name, source).map_err(|e| {
             let mut msg = report(&e);
             // The usual slip when porting confd templates: `getv("/k")` instead of `getv(key="/k")`.

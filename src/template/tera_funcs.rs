@@ -7,52 +7,16 @@
 //! arguments it does not know (so a typo such as `defualt=` fails instead of being ignored),
 //! and prefixes its errors with its own name. docs/templates.md is the reference for authors.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, ToSocketAddrs};
-use std::sync::Arc;
 
-use base64::Engine as _;
 use tera::{Error, Kwargs, State, Tera, TeraResult, Value};
 
+use super::funcs;
 use crate::store::{gopath, KvView};
 
-thread_local! {
-    /// The view the render running on this thread reads; set by [`ViewScope`].
-    static CURRENT_VIEW: RefCell<Option<Arc<KvView>>> = const { RefCell::new(None) };
-}
-
-/// Makes `view` the one the store functions read on this thread until dropped.
-///
-/// Tera renders synchronously on the calling thread, so a thread-local slot gives every
-/// render exactly its own view, lets renders of one template run on several threads at
-/// once, and needs no lock. Dropping restores whatever was set before (also on panic).
-pub(crate) struct ViewScope {
-    previous: Option<Arc<KvView>>,
-}
-
-impl ViewScope {
-    /// Installs `view` for the current thread.
-    pub(crate) fn enter(view: Arc<KvView>) -> Self {
-        let previous = CURRENT_VIEW.with(|slot| slot.replace(Some(view)));
-        Self { previous }
-    }
-}
-
-impl Drop for ViewScope {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        CURRENT_VIEW.with(|slot| *slot.borrow_mut() = previous);
-    }
-}
-
 /// The view of the render in progress on this thread.
-fn current_view() -> TeraResult<Arc<KvView>> {
-    CURRENT_VIEW
-        .with(|slot| slot.borrow().clone())
-        .ok_or_else(|| {
-            Error::message("store functions can only be called while rendering against etcd data")
-        })
+fn current_view() -> TeraResult<std::sync::Arc<KvView>> {
+    funcs::current_view().map_err(Error::message)
 }
 
 /// Registers every function and filter on `tera`. Must run before templates are added:
@@ -106,10 +70,10 @@ pub(crate) fn register(tera: &mut Tera) {
         join(list_arg(kw, "list")?, str_arg(kw, "sep")?)
     });
     func(tera, "toUpper", &["s"], |kw| {
-        Ok(str_arg(kw, "s")?.to_uppercase().into())
+        Ok(funcs::to_upper(str_arg(kw, "s")?).into())
     });
     func(tera, "toLower", &["s"], |kw| {
-        Ok(str_arg(kw, "s")?.to_lowercase().into())
+        Ok(funcs::to_lower(str_arg(kw, "s")?).into())
     });
     filter(tera, "base", &[], |v, _| {
         Ok(gopath::base(str_input(v)?).into())
@@ -127,10 +91,10 @@ pub(crate) fn register(tera: &mut Tera) {
     });
     // `join(sep=)` as a filter is Tera's built-in one, which already has this signature.
     filter(tera, "toUpper", &[], |v, _| {
-        Ok(str_input(v)?.to_uppercase().into())
+        Ok(funcs::to_upper(str_input(v)?).into())
     });
     filter(tera, "toLower", &[], |v, _| {
-        Ok(str_input(v)?.to_lowercase().into())
+        Ok(funcs::to_lower(str_input(v)?).into())
     });
 
     func(tera, "contains", &["s", "substr"], |kw| {
@@ -180,11 +144,9 @@ pub(crate) fn register(tera: &mut Tera) {
     filter(tera, "atoi", &[], |v, _| {
         atoi(str_input(v)?).map(Value::from)
     });
-    arith(tera, "add", |a, b| Ok(a.wrapping_add(b)));
-    arith(tera, "sub", |a, b| Ok(a.wrapping_sub(b)));
-    arith(tera, "mul", |a, b| Ok(a.wrapping_mul(b)));
-    arith(tera, "div", |a, b| nonzero(b).map(|b| a.wrapping_div(b)));
-    arith(tera, "mod", |a, b| nonzero(b).map(|b| a.wrapping_rem(b)));
+    for (name, op) in funcs::ARITH {
+        arith(tera, name, op);
+    }
     func(tera, "base64Encode", &["s"], |kw| {
         Ok(b64_encode(str_arg(kw, "s")?).into())
     });
@@ -272,9 +234,11 @@ where
 }
 
 /// Registers one of the integer operations `name(a=, b=)`.
-fn arith(tera: &mut Tera, name: &'static str, op: fn(i64, i64) -> TeraResult<i64>) {
+fn arith(tera: &mut Tera, name: &'static str, op: funcs::IntOp) {
     func(tera, name, &["a", "b"], move |kw| {
-        op(int_arg(kw, "a")?, int_arg(kw, "b")?).map(Value::from)
+        op(int_arg(kw, "a")?, int_arg(kw, "b")?)
+            .map(Value::from)
+            .map_err(Error::message)
     });
 }
 
@@ -384,10 +348,7 @@ fn kv_value(key: &str, value: &str) -> Value {
 
 /// The missing-key error: the key as the template asked for it and the etcd key looked up.
 fn missing_key(view: &KvView, key: &str) -> Error {
-    Error::message(format!(
-        "key {key:?} does not exist (etcd key {:?})",
-        view.full_key(key)
-    ))
+    Error::message(funcs::missing_key(view, key))
 }
 
 fn getv(kw: &Kwargs) -> TeraResult<Value> {
@@ -400,16 +361,10 @@ fn getv(kw: &Kwargs) -> TeraResult<Value> {
     }
 }
 
-// ---- helpers ----
+// ---- adapters onto the shared implementations ----
 
-/// Go's `strings.Split`: an empty separator splits into single characters.
 fn split(s: &str, sep: &str) -> Value {
-    let parts: Vec<Value> = if sep.is_empty() {
-        s.chars().map(Value::from).collect()
-    } else {
-        s.split(sep).map(Value::from).collect()
-    };
-    parts.into()
+    funcs::split(s, sep).into()
 }
 
 fn join(list: &[Value], sep: &str) -> TeraResult<Value> {
@@ -420,16 +375,12 @@ fn join(list: &[Value], sep: &str) -> TeraResult<Value> {
     Ok(parts.join(sep).into())
 }
 
-/// Go's `strings.Replace`: the first `n` matches, all when `n < 0`, none when `n == 0`.
 fn replace(s: &str, old: &str, new: &str, n: i64) -> String {
-    match usize::try_from(n) {
-        Ok(count) => s.replacen(old, new, count),
-        Err(_) => s.replace(old, new),
-    }
+    funcs::replace(s, old, new, n)
 }
 
 fn trim_suffix<'a>(s: &'a str, suffix: &str) -> &'a str {
-    s.strip_suffix(suffix).unwrap_or(s)
+    funcs::trim_suffix(s, suffix)
 }
 
 /// JSON to Tera values; object keys sorted, as Go's templates range over maps in key order.
@@ -454,23 +405,11 @@ fn from_json(j: serde_json::Value) -> Value {
 }
 
 fn json_object(s: &str) -> TeraResult<Value> {
-    match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(j @ serde_json::Value::Object(_)) => Ok(from_json(j)),
-        Ok(_) => Err(Error::message(
-            "the JSON is not an object (use jsonArray for a list)",
-        )),
-        Err(e) => Err(Error::message(format!("invalid JSON: {e}"))),
-    }
+    funcs::json_object(s).map(from_json).map_err(Error::message)
 }
 
 fn json_array(s: &str) -> TeraResult<Value> {
-    match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(j @ serde_json::Value::Array(_)) => Ok(from_json(j)),
-        Ok(_) => Err(Error::message(
-            "the JSON is not an array (use json for an object)",
-        )),
-        Err(e) => Err(Error::message(format!("invalid JSON: {e}"))),
-    }
+    funcs::json_array(s).map(from_json).map_err(Error::message)
 }
 
 /// confd's `map k1 v1 k2 v2`: a flat list of alternating string keys and values.
@@ -490,16 +429,8 @@ fn make_map(pairs: &[Value]) -> TeraResult<Value> {
     Ok(m.into())
 }
 
-/// confd's `getenv`: an unset or empty variable gives the default.
 fn getenv(name: &str, default: &str) -> String {
-    // The etcd password must never reach a rendered file or a --noop diff.
-    if name == "RECONFD_ETCD_PASSWORD" {
-        return default.to_owned();
-    }
-    match std::env::var_os(name) {
-        Some(v) if !v.is_empty() => v.to_string_lossy().into_owned(),
-        _ => default.to_owned(),
-    }
+    funcs::getenv(name, default)
 }
 
 /// The current time: RFC 3339 by default, else a chrono strftime `format`.
@@ -527,63 +458,26 @@ fn datetime(format: Option<&str>, utc: bool) -> TeraResult<String> {
     Ok(out)
 }
 
-/// The most items `seq` will produce, so a typo cannot exhaust memory.
-const MAX_SEQ: i64 = 100_000;
-
-/// GNU-`seq`-like inclusive range; empty when `end < start`.
 fn seq(start: i64, end: i64) -> TeraResult<Value> {
-    if end < start {
-        return Ok(Vec::<i64>::new().into());
-    }
-    if (end as i128) - (start as i128) >= MAX_SEQ as i128 {
-        return Err(Error::message(format!(
-            "would produce more than {MAX_SEQ} numbers"
-        )));
-    }
-    Ok((start..=end).collect::<Vec<i64>>().into())
+    funcs::seq(start, end)
+        .map(Value::from)
+        .map_err(Error::message)
 }
 
-/// Go's `strconv.Atoi`: optional sign and decimal digits, nothing else.
 fn atoi(s: &str) -> TeraResult<i64> {
-    s.parse::<i64>()
-        .map_err(|_| Error::message(format!("{s:?} is not a decimal integer")))
+    funcs::atoi(s).map_err(Error::message)
 }
-
-fn nonzero(b: i64) -> TeraResult<i64> {
-    if b == 0 {
-        Err(Error::message("integer division by zero"))
-    } else {
-        Ok(b)
-    }
-}
-
-/// Go's `base64.StdEncoding`: padded; decoding skips CR and LF and ignores trailing bits.
-const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-);
 
 fn b64_encode(s: &str) -> String {
-    B64.encode(s)
+    funcs::b64_encode(s)
 }
 
 fn b64_decode(s: &str) -> TeraResult<String> {
-    let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-    let bytes = B64
-        .decode(cleaned)
-        .map_err(|e| Error::message(format!("invalid base64: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| Error::message("the decoded data is not UTF-8 text"))
+    funcs::b64_decode(s).map_err(Error::message)
 }
 
-/// Go's `strconv.ParseBool` spellings.
 fn parse_bool(s: &str) -> TeraResult<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(Error::message(format!(
-            "{s:?} is not a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)"
-        ))),
-    }
+    funcs::parse_bool(s).map_err(Error::message)
 }
 
 /// Strings by byte length (Go's `len`), shortest first; equal lengths keep their order.
@@ -595,8 +489,7 @@ fn sort_by_length(list: &[Value]) -> TeraResult<Value> {
         })?;
         items.push((s.len(), v));
     }
-    items.sort_by_key(|(len, _)| *len);
-    Ok(items
+    Ok(funcs::sort_by_length(items, |(len, _)| *len)
         .into_iter()
         .map(|(_, v)| v.clone())
         .collect::<Vec<_>>()
@@ -615,51 +508,20 @@ fn sort_kv_by_length(list: &[Value]) -> TeraResult<Value> {
             })?;
         items.push((key.len(), v));
     }
-    items.sort_by_key(|(len, _)| *len);
-    Ok(items
+    Ok(funcs::sort_by_length(items, |(len, _)| *len)
         .into_iter()
         .map(|(_, v)| v.clone())
         .collect::<Vec<_>>()
         .into())
 }
 
-/// The host's addresses as sorted, unique strings; empty when the lookup fails (as confd).
-fn lookup_ip(name: &str, keep: impl Fn(&IpAddr) -> bool) -> Vec<String> {
-    let addrs = match (name, 0u16).to_socket_addrs() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(name, error = %e, "lookupIP failed; using no addresses");
-            return Vec::new();
-        }
-    };
-    let mut out: Vec<String> = addrs
-        .map(|sa| canonical_ip(sa.ip()))
-        .filter(|ip| keep(ip))
-        .map(|ip| ip.to_string())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// IPv4-mapped IPv6 addresses print as IPv4, as Go's `net.IP.String` does.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
+fn lookup_ip(name: &str, keep: impl Fn(&std::net::IpAddr) -> bool) -> Vec<String> {
+    funcs::lookup_ip(name, keep)
 }
 
 /// SRV records as `{target, port, priority, weight}`, in confd's order; empty on failure.
 fn lookup_srv(service: &str, proto: &str, name: &str) -> Value {
-    let records = match super::dns::lookup_srv(service, proto, name) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(service, proto, name, error = %e, "lookupSRV failed; using no records");
-            Vec::new()
-        }
-    };
-    records
+    funcs::lookup_srv(service, proto, name)
         .into_iter()
         .map(|r| {
             let mut m = BTreeMap::new();
@@ -673,7 +535,6 @@ fn lookup_srv(service: &str, proto: &str, name: &str) -> Value {
         .into()
 }
 
-/// confd's `fileExists`: false only when the path does not exist (a permission error is true).
 fn file_exists(path: &str) -> bool {
-    !matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+    funcs::file_exists(path)
 }
