@@ -30,11 +30,16 @@ pub struct LexError {
 
 /// The text Go emits, by the byte offset where each piece of raw text starts (before any
 /// trimming): exactly the non-empty text items Go's lexer produces.
+///
+/// Also checks that control actions nest (`{{if}}`/`{{range}}`/`{{with}}`/`{{define}}`/
+/// `{{block}}` each closed by an `{{end}}`, `{{else}}` only inside one): gotmpl accepts a
+/// stray top-level `{{end}}` and silently drops the rest of the template; Go rejects it.
 pub fn text_segments(src: &str) -> Result<BTreeMap<usize, String>, LexError> {
     let bytes = src.as_bytes();
     let mut out = BTreeMap::new();
     let mut pos = 0;
     let mut trim_leading = false;
+    let mut open = 0usize;
     loop {
         let delim = src[pos..].find("{{").map(|x| pos + x);
         let end = delim.unwrap_or(src.len());
@@ -52,6 +57,12 @@ pub fn text_segments(src: &str) -> Result<BTreeMap<usize, String>, LexError> {
             out.insert(pos, text.to_owned());
         }
         let Some(d) = delim else {
+            if open > 0 {
+                return Err(LexError {
+                    offset: src.len(),
+                    message: "unexpected EOF: a control action is not closed by {{end}}".into(),
+                });
+            }
             return Ok(out);
         };
         let mut p = d + 2;
@@ -88,9 +99,35 @@ pub fn text_segments(src: &str) -> Result<BTreeMap<usize, String>, LexError> {
             offset: d,
             message: "unclosed action".into(),
         })?;
+        match keyword(&src[p..after]) {
+            "if" | "range" | "with" | "define" | "block" => open += 1,
+            "end" if open == 0 => {
+                return Err(LexError {
+                    offset: d,
+                    message: "unexpected {{end}}".into(),
+                })
+            }
+            "end" => open -= 1,
+            "else" if open == 0 => {
+                return Err(LexError {
+                    offset: d,
+                    message: "unexpected {{else}}".into(),
+                })
+            }
+            _ => {}
+        }
         pos = after;
         trim_leading = trims;
     }
+}
+
+/// The first word of an action's body, if it is a bare identifier.
+fn keyword(body: &str) -> &str {
+    let body = body.trim_start_matches(GO_SPACE);
+    let end = body
+        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .unwrap_or(body.len());
+    &body[..end]
 }
 
 /// Go's `hasLeftTrimMarker`: `-` followed by a space character.
@@ -292,6 +329,17 @@ mod tests {
             vec![(10, "x".into()), (21, "y".into()), (31, "z".into())]
         );
         assert!(text_segments("{{ \"a").is_err());
+    }
+
+    #[test]
+    fn control_actions_must_nest() {
+        assert!(text_segments("{{if 1}}{{else}}{{range 1}}{{end}}{{end}}").is_ok());
+        assert!(text_segments("{{- define \"x\" -}}{{end}}").is_ok());
+        assert_eq!(text_segments("a{{end}}b").unwrap_err().offset, 1);
+        assert!(text_segments("{{else}}").is_err());
+        assert!(text_segments("{{if 1}}").is_err());
+        // Not keywords: a field, a variable, a longer identifier.
+        assert!(text_segments("{{.end}}{{$end}}{{ending}}").is_ok());
     }
 
     #[test]

@@ -203,7 +203,9 @@ fn migrate_one(
         opts.from.join("templates").join(&src_rel).display()
     )];
     let src = t.rel.to_string_lossy().into_owned();
-    Ok(resource::render(&r, &src, file, &header))
+    // A Go template not named *.tmpl needs the engine said.
+    let go = matches!(t.outcome, EntryOutcome::KeptGo(..)) && !src.ends_with(".tmpl");
+    Ok(resource::render(&r, &src, go, file, &header))
 }
 
 /// Reads and translates (or keeps) the confd template `src_rel`.
@@ -224,9 +226,9 @@ fn migrate_template(
             }
         )
     })?;
-    let (content, ext, reason) = match translate::translate(&source) {
-        Outcome::Translated(tera) => (tera, "tera", None),
-        Outcome::Refused(r) => (source, "tmpl", Some(format!("{}:{r}", path.display()))),
+    let (content, go, reason) = match translate::translate(&source) {
+        Outcome::Translated(tera) => (tera, false, None),
+        Outcome::Refused(r) => (source, true, Some(format!("{}:{r}", path.display()))),
         Outcome::Invalid(msg) => {
             return Err(format!(
                 "template {} does not parse as a Go template: {msg}",
@@ -234,7 +236,7 @@ fn migrate_template(
             ))
         }
     };
-    let rel = template_name(src_rel, ext, names);
+    let rel = template_name(src_rel, go, names);
     let outcome = match reason {
         None => EntryOutcome::Translated(opts.to.join("templates").join(&rel)),
         Some(why) => EntryOutcome::KeptGo(opts.to.join("templates").join(&rel), why),
@@ -247,17 +249,21 @@ fn migrate_template(
     })
 }
 
-/// The output name of a template: `x.tmpl` → `x.tera` or `x.tmpl` (reconfd picks the engine
-/// by the name), other names get the extension added; a clash gets `-2`, `-3`, ...
-fn template_name(src_rel: &Path, ext: &str, names: &mut BTreeMap<PathBuf, PathBuf>) -> PathBuf {
-    let s = src_rel.to_string_lossy();
-    let stem = s.strip_suffix(".tmpl").unwrap_or(&s).to_owned();
+/// The output name of a template: its confd name, except that a translated `x.tmpl` becomes
+/// `x.tera` (reconfd reads `.tmpl` as Go); a clash gets `-2`, `-3`, ... before the extension.
+fn template_name(src_rel: &Path, go: bool, names: &mut BTreeMap<PathBuf, PathBuf>) -> PathBuf {
+    let ext = match src_rel.extension().map(|e| e.to_string_lossy()) {
+        Some(e) if e == "tmpl" && !go => ".tera".to_owned(),
+        Some(e) => format!(".{e}"),
+        None => String::new(),
+    };
+    let stem = src_rel.with_extension("").to_string_lossy().into_owned();
     let mut n = 1;
     loop {
         let candidate = if n == 1 {
-            PathBuf::from(format!("{stem}.{ext}"))
+            PathBuf::from(format!("{stem}{ext}"))
         } else {
-            PathBuf::from(format!("{stem}-{n}.{ext}"))
+            PathBuf::from(format!("{stem}-{n}{ext}"))
         };
         match names.get(&candidate) {
             Some(owner) if owner != src_rel => n += 1,
@@ -410,26 +416,13 @@ mod tests {
     #[test]
     fn template_names_keep_engines_apart() {
         let mut names = BTreeMap::new();
-        assert_eq!(
-            template_name(Path::new("a.tmpl"), "tmpl", &mut names),
-            PathBuf::from("a.tmpl")
-        );
+        let mut name = |src: &str, go: bool| template_name(Path::new(src), go, &mut names);
+        assert_eq!(name("a.tmpl", true), PathBuf::from("a.tmpl"));
         // The same template again keeps its name.
-        assert_eq!(
-            template_name(Path::new("a.tmpl"), "tmpl", &mut names),
-            PathBuf::from("a.tmpl")
-        );
-        assert_eq!(
-            template_name(Path::new("a"), "tmpl", &mut names),
-            PathBuf::from("a-2.tmpl")
-        );
-        assert_eq!(
-            template_name(Path::new("b.conf"), "tera", &mut names),
-            PathBuf::from("b.conf.tera")
-        );
-        assert_eq!(
-            template_name(Path::new("sub/c.tmpl"), "tera", &mut names),
-            PathBuf::from("sub/c.tera")
-        );
+        assert_eq!(name("a.tmpl", true), PathBuf::from("a.tmpl"));
+        assert_eq!(name("b.tmpl", false), PathBuf::from("b.tera"));
+        assert_eq!(name("b.tera", true), PathBuf::from("b-2.tera"));
+        assert_eq!(name("c.conf", false), PathBuf::from("c.conf"));
+        assert_eq!(name("sub/d.tmpl", false), PathBuf::from("sub/d.tera"));
     }
 }

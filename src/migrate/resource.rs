@@ -420,7 +420,7 @@ fn underscore_ok(s: &str) -> bool {
     if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
         i = 2;
         saw = b'0';
-        hex = b[1].to_ascii_lowercase() == b'x';
+        hex = b[1].eq_ignore_ascii_case(&b'x');
     }
     while i < b.len() {
         let c = b[i];
@@ -443,7 +443,8 @@ fn underscore_ok(s: &str) -> bool {
 }
 
 /// The reconfd resource for `r`, with `src` the template under `<to>/templates`.
-pub fn render(r: &ConfdResource, src: &str, origin: &Path, header: &[String]) -> String {
+/// `go` adds `engine = "go"` (for a kept Go template whose name does not end in `.tmpl`).
+pub fn render(r: &ConfdResource, src: &str, go: bool, origin: &Path, header: &[String]) -> String {
     let s = |v: &str| toml::Value::String(v.to_owned()).to_string();
     let mut out = String::new();
     out.push_str(&format!(
@@ -462,6 +463,9 @@ pub fn render(r: &ConfdResource, src: &str, origin: &Path, header: &[String]) ->
     }
     out.push_str("[template]\n");
     out.push_str(&format!("src = {}\n", s(src)));
+    if go {
+        out.push_str("engine = \"go\"\n");
+    }
     out.push_str(&format!("dest = {}\n", s(&r.dest)));
     let keys: Vec<String> = r.keys.iter().map(|k| s(k)).collect();
     out.push_str(&format!("keys = [{}]\n", keys.join(", ")));
@@ -554,7 +558,7 @@ mod tests {
         ] {
             assert!(notes.contains(want), "{want:?} not in:\n{notes}");
         }
-        let out = render(&r, "nginx.tera", Path::new("/c/conf.d/x.toml"), &[]);
+        let out = render(&r, "nginx.tera", false, Path::new("/c/conf.d/x.toml"), &[]);
         assert!(out.contains("mode = \"0644\"\n"), "{out}");
         assert!(out.contains("keys = [\"/services/web\", \"/\"]\n"), "{out}");
         assert!(out.contains("uid = 0\n") && !out.contains("gid"), "{out}");

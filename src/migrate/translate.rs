@@ -2,41 +2,51 @@
 //!
 //! "Exact" means: for every possible content of the store (the resource's etcd keys), the Tera
 //! template renders the same bytes under reconfd's Tera engine as the Go template renders
-//! under confd (Go's `text/template` with confd's functions), and where Go's render fails the
-//! Tera render fails too (the messages differ). Everything else is refused with the reason and
-//! the position of the first construct that cannot be translated; the caller then keeps the
-//! Go template, which reconfd renders natively.
+//! under reconfd's Go engine (confd's semantics; both engines call the same implementation of
+//! each confd function), and where the Go render fails the Tera render fails too (the
+//! messages differ). Where reconfd's Go engine is known to differ from Go itself (text around
+//! trim-marked comments, string literals gotmpl reads differently), nothing is translated, so
+//! a translation never bakes such a difference in. Everything else is refused with the reason
+//! and the position of the first construct that cannot be translated; the caller then keeps
+//! the Go template, which reconfd renders natively.
 //!
 //! How exactness is kept:
 //!
-//! - **Types.** Every expression gets a static type (string, int, bool, list of strings, ints
-//!   or `gets` items, a `get` item). Only strings, ints and bools are printed, because Go and
-//!   Tera print lists, maps, floats and nil differently. Function arguments must have the type
-//!   the Go function takes, or Go would fail where Tera might not.
+//! - **Types.** Every expression gets a static type (string, int, bool, a list of strings or
+//!   ints, a `get`/`gets` item, a `lookupSRV` record, or lists of those). Values are printed
+//!   only where Go's formatting is known: strings, ints and bools as they are, lists of
+//!   strings or ints as `[a b]`. Function arguments must have the type the Go function takes,
+//!   or Go would fail where Tera might not.
 //! - **Text** is Go's text after trim markers, derived from the source by [`golex`] and
-//!   checked against the gotmpl parse; `{` that would open a Tera tag is written as
+//!   checked against the gotmpl parse; a `{` that would open a Tera tag is written as
 //!   `{{ "{" }}`. Tera itself never trims or rewrites text without `-` markers.
 //! - **Truthiness** (`if`, `with`, `and`, `or`, `not`, range `else`) is the same in both for
-//!   these types; Tera's `and`/`or` also return the deciding operand, as Go's do.
+//!   these types; Tera's `and`/`or` also return the deciding operand, as Go's do, and stop
+//!   evaluating at the same operand.
 //! - **Variables** get a unique Tera name per Go declaration, so Go's block scoping needs no
 //!   Tera scope. Assignments (`$x = ...`) become `set` in the declaring loop, or `set_global`
 //!   when the variable belongs to the top level; any other assignment is refused.
-//! - **Store functions** keep confd's semantics: glob patterns are checked where reconfd and
-//!   confd could disagree about a malformed pattern (reconfd rejects it even with no keys),
-//!   `ls`/`lsdir` take only literal paths on which reconfd and memkv agree.
+//! - **Errors** stay errors: an index out of range is an undefined value in Tera, so `index`
+//!   is translated only where Tera fails on it (printed, or passed to a function); an `eq`
+//!   operand Tera might skip must not be able to fail.
 //!
 //! Not translated, with the reason given: `define`/`template`/`block`; maps and JSON
-//! (`json`, `jsonArray`, `map`); `toUpper`/`toLower` (Rust's Unicode case mapping differs
-//! from Go's); `sortByLength`/`sortKVByLength` (Go's sort is not stable); DNS lookups,
-//! `datetime`, `base64Decode` (Go allows non-UTF-8 results); `printf` beyond `%s %d %v %t %%`;
-//! `len` of a string (bytes vs characters); `html`, `js`, `urlquery`, `slice`, `call`.
+//! (`json`, `jsonArray`, `map`: Go numbers are float64); `datetime` (a time.Time in Go);
+//! `ls`/`lsdir` of `/` or of a computed path (reconfd's Go engine lists `/` as memkv does,
+//! Tera's `ls` does not); `reverse`/`sortByLength`/`sortKVByLength` of a variable (confd
+//! changes the variable's list in place); `printf` beyond `%s %d %v %t %%`; `len` of a string
+//! (bytes in Go, characters in Tera); `html`, `js`, `urlquery`, `slice`, `call`; `$` and `.`
+//! at the top level (confd's nil data); floats, hex/octal/char literals, `nil`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use gotmpl::parse::{BranchNode, CommandNode, Expr, ListNode, Node, Number, Parser, PipeNode};
+use gotmpl::parse::{
+    BranchNode, CommandNode, Expr, ListNode, Node, Number, Parser, PipeNode, SmolStr,
+};
 
 use super::golex;
 use crate::store::gopath;
+use crate::template::{EngineKind, Template};
 
 /// Why a template stays a Go template: the first construct that has no exact translation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +99,6 @@ pub fn translate(src: &str) -> Outcome {
             "{{define}} and {{block}} (named templates) are not translated".into(),
         ));
     }
-    let mut assigned = HashSet::new();
-    collect_assigned(&tree, &mut assigned);
     let mut tx = Tx {
         src,
         texts,
@@ -99,12 +107,19 @@ pub fn translate(src: &str) -> Outcome {
         scopes: vec![Vec::new()],
         names: HashSet::new(),
         depth: 0,
-        assigned,
-        nonempty: false,
     };
-    match tx.run(&tree) {
-        Ok(()) => Outcome::Translated(tx.out),
-        Err(r) => Outcome::Refused(r),
+    if let Err(r) = tx.run(&tree) {
+        return Outcome::Refused(r);
+    }
+    // A translation that Tera cannot compile is a bug here; never hand it out.
+    let check = std::path::Path::new("translation.tera");
+    match Template::from_source(check, &tx.out, EngineKind::Tera) {
+        Ok(_) => Outcome::Translated(tx.out),
+        Err(e) => Outcome::Refused(refusal(
+            src,
+            0,
+            format!("the translation does not compile (a bug in reconfd migrate): {e}"),
+        )),
     }
 }
 
@@ -119,28 +134,29 @@ enum Ty {
     Str,
     Int,
     Bool,
-    /// One of string, int or bool (an `and`/`or` of mixed scalars): printable.
+    /// One of string, int or bool (an `and`/`or` of mixed scalars).
     Scalar,
     /// Some value whose truthiness is known to agree (an `and`/`or` of mixed kinds).
     Mixed,
     ListStr,
     ListInt,
-    /// `gets`' result (memkv.KVPairs).
+    /// `gets`' result (memkv.KVPairs) or `sortKVByLength`'s.
     ListKv,
     /// `get`'s result (memkv.KVPair): `{key, value}` in Tera.
     Kv,
+    /// `lookupSRV`'s result.
+    ListSrv,
+    /// A `lookupSRV` record (net.SRV): `{target, port, priority, weight}` in Tera.
+    Srv,
 }
 
 impl Ty {
-    fn printable(self) -> bool {
-        matches!(self, Ty::Str | Ty::Int | Ty::Bool | Ty::Scalar)
-    }
-
     fn elem(self) -> Option<Ty> {
         match self {
             Ty::ListStr => Some(Ty::Str),
             Ty::ListInt => Some(Ty::Int),
             Ty::ListKv => Some(Ty::Kv),
+            Ty::ListSrv => Some(Ty::Srv),
             _ => None,
         }
     }
@@ -156,6 +172,21 @@ impl Ty {
             Ty::ListInt => "[]int",
             Ty::ListKv => "memkv.KVPairs",
             Ty::Kv => "memkv.KVPair",
+            Ty::ListSrv => "[]*net.SRV",
+            Ty::Srv => "*net.SRV",
+        }
+    }
+
+    /// The fields a Go template can read, with their Tera names and types.
+    fn field(self, name: &str) -> Option<(&'static str, Ty)> {
+        match (self, name) {
+            (Ty::Kv, "Key") => Some(("key", Ty::Str)),
+            (Ty::Kv, "Value") => Some(("value", Ty::Str)),
+            (Ty::Srv, "Target") => Some(("target", Ty::Str)),
+            (Ty::Srv, "Port") => Some(("port", Ty::Int)),
+            (Ty::Srv, "Priority") => Some(("priority", Ty::Int)),
+            (Ty::Srv, "Weight") => Some(("weight", Ty::Int)),
+            _ => None,
         }
     }
 }
@@ -175,10 +206,6 @@ struct Val {
     ty: Ty,
     /// Evaluating it may fail (missing key, bad number, bad pattern...).
     fallible: bool,
-    /// If it evaluates without error, the store holds at least one key.
-    witness: bool,
-    /// Each element of this list exists only if the store holds at least one key.
-    elems_witness: bool,
     /// `false` when a Go error is an undefined value in Tera (an index out of range), which
     /// Tera reports only when printed or passed to a function that checks its argument.
     strict: bool,
@@ -193,20 +220,29 @@ impl Val {
             code,
             ty,
             fallible: false,
-            witness: false,
-            elems_witness: false,
             strict: true,
             var: false,
             lit: None,
         }
     }
 
-    fn var(name: &str, ty: Ty, witness: bool, elems_witness: bool) -> Self {
+    fn var(name: &str, ty: Ty) -> Self {
         Val {
-            witness,
-            elems_witness,
             var: true,
             ..Val::new(name.to_owned(), ty)
+        }
+    }
+
+    /// The Tera expression that prints this value as Go prints it, if there is one.
+    fn printed(&self) -> Option<String> {
+        match self.ty {
+            Ty::Str | Ty::Int | Ty::Bool | Ty::Scalar => Some(self.code.clone()),
+            // fmt prints a slice of strings or ints as [a b c].
+            Ty::ListStr | Ty::ListInt => Some(format!(
+                "(\"[\" ~ join(list={}, sep=\" \") ~ \"]\")",
+                self.code
+            )),
+            _ => None,
         }
     }
 }
@@ -219,8 +255,6 @@ struct Var {
     ty: Ty,
     /// Tera for-loop depth of the declaration.
     depth: usize,
-    witness: bool,
-    elems_witness: bool,
 }
 
 /// A parameter of a reconfd Tera function.
@@ -316,9 +350,6 @@ const RESERVED: &[&str] = &[
 /// The largest integer literal translated (Tera parses literals up to i64, but not i64::MIN).
 const MAX_LITERAL: i64 = 1 << 53;
 
-/// reconfd's `seq` refuses to produce more numbers than this; confd's has no limit.
-const MAX_SEQ: i64 = 100_000;
-
 type R<T> = Result<T, Refusal>;
 
 struct Tx<'s> {
@@ -332,10 +363,6 @@ struct Tx<'s> {
     names: HashSet<String>,
     /// Tera for-loop depth.
     depth: usize,
-    /// Go variable names that are assigned (`$x = ...`) somewhere.
-    assigned: HashSet<String>,
-    /// Inside a range over store results: the store holds at least one key here.
-    nonempty: bool,
 }
 
 impl Tx<'_> {
@@ -423,7 +450,7 @@ impl Tx<'_> {
     fn action(&mut self, pipe: &PipeNode, dot: &Option<Val>) -> R<()> {
         if pipe.decl.is_empty() {
             let v = self.pipeline(pipe, dot)?;
-            if !v.ty.printable() {
+            let Some(code) = v.printed() else {
                 return self.refuse(
                     pipe.pos.offset,
                     format!(
@@ -431,8 +458,8 @@ impl Tx<'_> {
                         v.ty.go()
                     ),
                 );
-            }
-            self.out.push_str(&format!("{{{{ {} }}}}", v.code));
+            };
+            self.out.push_str(&format!("{{{{ {code} }}}}"));
             return Ok(());
         }
         let v = self.pipeline(pipe, dot)?;
@@ -450,21 +477,17 @@ impl Tx<'_> {
         let name = self.fresh(go.trim_start_matches('$'));
         self.out
             .push_str(&format!("{{% set {name} = {} %}}", v.code));
-        self.bind(go, &name, &v);
+        self.bind(go, &name, v.ty);
         name
     }
 
     /// Puts Go variable `go` in the innermost scope as Tera variable `tera`.
-    fn bind(&mut self, go: &str, tera: &str, v: &Val) {
-        // A variable assigned somewhere may hold anything later: it proves nothing.
-        let stable = !self.assigned.contains(go);
+    fn bind(&mut self, go: &str, tera: &str, ty: Ty) {
         let var = Var {
             go: go.to_owned(),
             tera: tera.to_owned(),
-            ty: v.ty,
+            ty,
             depth: self.depth,
-            witness: stable && v.witness,
-            elems_witness: stable && v.elems_witness,
         };
         self.scopes.last_mut().expect("a scope").push(var);
     }
@@ -501,7 +524,8 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The value a control structure tests, with its `$x :=` declaration if any.
+    /// The value a control structure tests, with its `$x :=` declaration if any. With a
+    /// `hint`, the value is held in a variable (named after the hint) unless it is one.
     fn control_value(&mut self, b: &BranchNode, dot: &Option<Val>, hint: &str) -> R<Val> {
         let off = b.pipe.pos.offset;
         if b.pipe.is_assign {
@@ -512,14 +536,14 @@ impl Tx<'_> {
         match b.pipe.decl.first() {
             Some(go) => {
                 let name = self.declare(go, v.clone());
-                Ok(Val::var(&name, v.ty, v.witness, v.elems_witness))
+                Ok(Val::var(&name, v.ty))
             }
             None if hint.is_empty() || v.var => Ok(v),
             None => {
                 let name = self.fresh(hint);
                 self.out
                     .push_str(&format!("{{% set {name} = {} %}}", v.code));
-                Ok(Val::var(&name, v.ty, v.witness, v.elems_witness))
+                Ok(Val::var(&name, v.ty))
             }
         }
     }
@@ -543,9 +567,8 @@ impl Tx<'_> {
         let Some(else_body) = &b.else_body else {
             return Ok(());
         };
-        // `{{else if c}}` arrives as an else branch holding only that if: use elif.
-        // (Not after a with: its else branch sees the outer dot, which is the same here,
-        // but keeping with's else a plain else keeps the translation easy to read.)
+        // `{{else if c}}` arrives as an else branch holding only that if: use elif (for an
+        // if; a with's else stays a plain else around it, which reads more easily).
         if let [Node::If(next)] = else_body.nodes.as_slice() {
             if next.pipe.decl.is_empty() && body_dot.is_none() {
                 return self.if_chain(next, dot, "elif");
@@ -557,11 +580,13 @@ impl Tx<'_> {
 
     fn with(&mut self, b: &BranchNode, dot: &Option<Val>) -> R<()> {
         self.scopes.push(Vec::new());
-        let v = self.control_value(b, dot, "it")?;
-        self.out.push_str(&format!("{{% if {} %}}", v.code));
-        self.branches(b, dot, &Some(v))?;
-        self.out.push_str("{% endif %}");
+        let r = self.control_value(b, dot, "it").and_then(|v| {
+            self.out.push_str(&format!("{{% if {} %}}", v.code));
+            self.branches(b, dot, &Some(v))
+        });
         self.scopes.pop();
+        r?;
+        self.out.push_str("{% endif %}");
         Ok(())
     }
 
@@ -576,13 +601,15 @@ impl Tx<'_> {
             return self.refuse(
                 off,
                 format!(
-                    "ranges over a {}: only lists of strings, ints and gets items are translated",
+                    "ranges over a {}: only lists (of strings, ints, get items, SRV records) \
+                     are translated",
                     target.ty.go()
                 ),
             );
         };
         let hint = match elem {
             Ty::Kv => "kv",
+            Ty::Srv => "srv",
             Ty::Int => "n",
             _ => "item",
         };
@@ -599,20 +626,15 @@ impl Tx<'_> {
             .push_str(&format!("{{% for {value} in {} %}}", target.code));
         self.depth += 1;
         self.scopes.push(Vec::new());
-        let elem_val = Val::var(&value, elem, target.elems_witness, false);
         if let Some((go, name)) = &index {
             self.out
                 .push_str(&format!("{{% set {name} = loop.index0 %}}"));
-            let i = Val::var(name, Ty::Int, target.elems_witness, false);
-            self.bind(go, name, &i);
+            self.bind(go, name, Ty::Int);
         }
         if let Some(go) = b.pipe.decl.last() {
-            self.bind(go, &value, &elem_val);
+            self.bind(go, &value, elem);
         }
-        let outer = self.nonempty;
-        self.nonempty |= target.elems_witness;
-        let r = self.scoped(&b.body, &Some(elem_val));
-        self.nonempty = outer;
+        let r = self.scoped(&b.body, &Some(Val::var(&value, elem)));
         self.scopes.pop();
         self.depth -= 1;
         r?;
@@ -686,7 +708,7 @@ impl Tx<'_> {
                 let Some(var) = self.lookup(name) else {
                     return self.refuse(p.offset, format!("undefined variable {name}"));
                 };
-                let v = Val::var(&var.tera, var.ty, var.witness, var.elems_witness);
+                let v = Val::var(&var.tera, var.ty);
                 if fields.is_empty() {
                     Ok(v)
                 } else {
@@ -742,24 +764,24 @@ impl Tx<'_> {
         }
     }
 
-    /// `.Key` / `.Value` of a `get`/`gets` item.
-    fn fields(&mut self, base: Val, fields: &[gotmpl::parse::SmolStr], offset: usize) -> R<Val> {
+    /// `.Key` / `.Value` of a get/gets item, `.Target` ... of a lookupSRV record.
+    fn fields(&mut self, base: Val, fields: &[SmolStr], offset: usize) -> R<Val> {
         let base = self.strict(base, offset)?;
-        let field = match (base.ty, fields) {
-            (Ty::Kv, [f]) if f == "Key" => "key",
-            (Ty::Kv, [f]) if f == "Value" => "value",
-            _ => {
-                let chain: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
-                return self.refuse(
-                    offset,
-                    format!(
-                        "field .{} of a {}: only .Key and .Value of get/gets items are \
-                         translated",
-                        chain.join("."),
-                        base.ty.go()
-                    ),
-                );
-            }
+        let found = match fields {
+            [f] => base.ty.field(f),
+            _ => None,
+        };
+        let Some((field, ty)) = found else {
+            let chain: Vec<&str> = fields.iter().map(SmolStr::as_str).collect();
+            return self.refuse(
+                offset,
+                format!(
+                    "field .{} of a {}: only .Key and .Value of get/gets items and the \
+                     fields of lookupSRV records are translated",
+                    chain.join("."),
+                    base.ty.go()
+                ),
+            );
         };
         let code = if base.var {
             format!("{}.{field}", base.code)
@@ -768,8 +790,7 @@ impl Tx<'_> {
         };
         Ok(Val {
             fallible: base.fallible,
-            witness: base.witness,
-            ..Val::new(code, Ty::Str)
+            ..Val::new(code, ty)
         })
     }
 
@@ -819,16 +840,15 @@ impl Tx<'_> {
 
     fn call(&mut self, name: &str, offset: usize, args: Vec<Val>) -> R<Val> {
         use Ty::*;
+        let fallible = |v: Val| Val {
+            fallible: true,
+            ..v
+        };
         match name {
             "getv" => match args.len() {
-                1 => {
-                    let v = self.func("getv", offset, args, &[p("key", Str)], Str)?;
-                    Ok(Val {
-                        fallible: true,
-                        witness: true,
-                        ..v
-                    })
-                }
+                1 => self
+                    .func("getv", offset, args, &[p("key", Str)], Str)
+                    .map(fallible),
                 _ => self.func(
                     "getv",
                     offset,
@@ -837,26 +857,17 @@ impl Tx<'_> {
                     Str,
                 ),
             },
-            "get" => {
-                let v = self.func("get", offset, args, &[p("key", Str)], Kv)?;
-                Ok(Val {
-                    fallible: true,
-                    witness: true,
-                    ..v
-                })
-            }
+            "get" => self
+                .func("get", offset, args, &[p("key", Str)], Kv)
+                .map(fallible),
             "exists" => self.func("exists", offset, args, &[p("key", Str)], Bool),
-            "getvs" | "gets" => {
-                if let Some(pat) = args.first() {
-                    self.check_pattern(pat, offset)?;
-                }
-                let ty = if name == "gets" { ListKv } else { ListStr };
-                let v = self.func(name, offset, args, &[p("pattern", Str)], ty)?;
-                Ok(Val {
-                    elems_witness: true,
-                    ..v
-                })
-            }
+            // A malformed pattern fails in both of reconfd's engines.
+            "getvs" => self
+                .func("getvs", offset, args, &[p("pattern", Str)], ListStr)
+                .map(fallible),
+            "gets" => self
+                .func("gets", offset, args, &[p("pattern", Str)], ListKv)
+                .map(fallible),
             "ls" | "lsdir" => {
                 match args.first().and_then(|a| a.lit.as_ref()) {
                     Some(Lit::Str(d)) if literal_dir_ok(d) => {}
@@ -865,33 +876,22 @@ impl Tx<'_> {
                             offset,
                             format!(
                                 "{name} of a path other than a literal, clean, absolute path \
-                                 below `/`: reconfd's {name} differs from confd's for `/` and \
-                                 unclean paths"
+                                 below `/`: reconfd's Go engine lists `/` as confd does, \
+                                 Tera's {name} does not"
                             ),
                         )
                     }
                 }
-                let v = self.func(name, offset, args, &[p("path", Str)], ListStr)?;
-                Ok(Val {
-                    elems_witness: true,
-                    ..v
-                })
+                self.func(name, offset, args, &[p("path", Str)], ListStr)
             }
             "base" | "dir" => self.func(name, offset, args, &[p("path", Str)], Str),
-            "split" => {
-                let w = args.first().is_some_and(|a| a.witness);
-                let v = self.func(
-                    "split",
-                    offset,
-                    args,
-                    &[p("s", Str), p("sep", Str)],
-                    ListStr,
-                )?;
-                Ok(Val {
-                    elems_witness: w,
-                    ..v
-                })
-            }
+            "split" => self.func(
+                "split",
+                offset,
+                args,
+                &[p("s", Str), p("sep", Str)],
+                ListStr,
+            ),
             "join" => self.func(
                 "join",
                 offset,
@@ -899,6 +899,7 @@ impl Tx<'_> {
                 &[p("list", ListStr), p("sep", Str)],
                 Str,
             ),
+            "toUpper" | "toLower" => self.func(name, offset, args, &[p("s", Str)], Str),
             "contains" => self.func(
                 "contains",
                 offset,
@@ -921,26 +922,17 @@ impl Tx<'_> {
                 Str,
             ),
             "base64Encode" => self.func("base64Encode", offset, args, &[p("s", Str)], Str),
+            "base64Decode" => self
+                .func("base64Decode", offset, args, &[p("s", Str)], Str)
+                .map(fallible),
             "fileExists" => self.func("fileExists", offset, args, &[p("path", Str)], Bool),
-            "parseBool" | "atoi" => {
-                let ty = if name == "atoi" { Int } else { Bool };
-                let v = self.func(name, offset, args, &[p("s", Str)], ty)?;
-                Ok(Val {
-                    fallible: true,
-                    ..v
-                })
-            }
+            "parseBool" => self
+                .func("parseBool", offset, args, &[p("s", Str)], Bool)
+                .map(fallible),
+            "atoi" => self
+                .func("atoi", offset, args, &[p("s", Str)], Int)
+                .map(fallible),
             "getenv" => {
-                match args.first().and_then(|a| a.lit.as_ref()) {
-                    Some(Lit::Str(n)) if n != "RECONFD_ETCD_PASSWORD" => {}
-                    _ => {
-                        return self.refuse(
-                            offset,
-                            "getenv of a name that is not a literal (reconfd hides \
-                             RECONFD_ETCD_PASSWORD)",
-                        )
-                    }
-                }
                 if args.len() == 1 {
                     self.func("getenv", offset, args, &[p("name", Str)], Str)
                 } else {
@@ -953,80 +945,46 @@ impl Tx<'_> {
                     )
                 }
             }
-            "add" | "sub" | "mul" | "div" | "mod" => {
-                let v = self.func(name, offset, args, &[p("a", Int), p("b", Int)], Int)?;
-                Ok(Val {
-                    // Division by zero.
-                    fallible: v.fallible || matches!(name, "div" | "mod"),
-                    ..v
-                })
+            "add" | "sub" | "mul" => {
+                self.func(name, offset, args, &[p("a", Int), p("b", Int)], Int)
             }
-            "seq" => {
-                match (
-                    args.first().and_then(|a| a.lit.clone()),
-                    args.get(1).and_then(|a| a.lit.clone()),
-                ) {
-                    (Some(Lit::Int(a)), Some(Lit::Int(b))) if b - a < MAX_SEQ => {}
-                    _ => {
-                        return self.refuse(
-                            offset,
-                            format!(
-                                "seq of other than two integer literals at most {MAX_SEQ} \
-                                 apart (reconfd's seq stops at {MAX_SEQ} numbers)"
-                            ),
-                        )
-                    }
-                }
-                self.func(
+            // Division by zero.
+            "div" | "mod" => self
+                .func(name, offset, args, &[p("a", Int), p("b", Int)], Int)
+                .map(fallible),
+            // reconfd's seq (both engines) fails beyond 100000 numbers.
+            "seq" => self
+                .func(
                     "seq",
                     offset,
                     args,
                     &[p("start", Int), p("end", Int)],
                     ListInt,
                 )
+                .map(fallible),
+            "lookupIP" | "lookupIPV4" | "lookupIPV6" => {
+                self.func(name, offset, args, &[p("name", Str)], ListStr)
             }
-            "reverse" => {
-                match args.as_slice() {
-                    [a] if a.ty == ListStr && !a.var => {}
-                    [a] if a.ty == ListStr => {
-                        return self.refuse(
-                            offset,
-                            "reverse of a variable: confd reverses the list in place, so the \
-                             variable changes too",
-                        )
-                    }
-                    [a] => {
-                        return self.refuse(
-                            offset,
-                            format!(
-                                "reverse of a {}: confd's reverse only reverses []string and \
-                                 []KVPair, and leaves gets results unchanged",
-                                a.ty.go()
-                            ),
-                        )
-                    }
-                    _ => return self.refuse(offset, "reverse takes one argument"),
-                }
-                let w = args[0].elems_witness;
-                let v = self.func("reverse", offset, args, &[p("list", ListStr)], ListStr)?;
-                Ok(Val {
-                    elems_witness: w,
-                    ..v
-                })
-            }
+            "lookupSRV" => self.func(
+                "lookupSRV",
+                offset,
+                args,
+                &[p("service", Str), p("proto", Str), p("name", Str)],
+                ListSrv,
+            ),
+            "reverse" | "sortByLength" | "sortKVByLength" => self.reorder(name, offset, args),
             "len" => match args.as_slice() {
                 [a] if a.ty.elem().is_some() => {
                     let a = self.strict(a.clone(), offset)?;
                     Ok(Val {
                         fallible: a.fallible,
-                        witness: a.witness,
                         ..Val::new(format!("({} | length)", a.code), Int)
                     })
                 }
                 [a] => self.refuse(
                     offset,
                     format!(
-                        "len of a {} (Go counts bytes of a string, Tera characters)",
+                        "len of a {} (Go counts the bytes of a string, Tera its characters)",
                         a.ty.go()
                     ),
                 ),
@@ -1040,7 +998,6 @@ impl Tx<'_> {
                     let list = self.strict(list.clone(), offset)?;
                     Ok(Val {
                         fallible: true,
-                        witness: list.witness || list.elems_witness,
                         strict: false,
                         ..Val::new(
                             format!("{}[{i}]", list.code),
@@ -1058,7 +1015,6 @@ impl Tx<'_> {
                     let a = self.strict(a.clone(), offset)?;
                     Ok(Val {
                         fallible: a.fallible,
-                        witness: a.witness,
                         ..Val::new(format!("(not {})", a.code), Bool)
                     })
                 }
@@ -1068,20 +1024,6 @@ impl Tx<'_> {
             "eq" | "ne" | "lt" | "le" | "gt" | "ge" => self.compare(name, offset, args),
             "printf" => self.printf(offset, args),
             "print" | "println" => self.print(name == "println", offset, args),
-            "toUpper" | "toLower" => self.refuse(
-                offset,
-                format!(
-                    "{name}: Rust's Unicode case mapping differs from Go's for some non-ASCII \
-                     text (ß, final Σ, İ)"
-                ),
-            ),
-            "sortByLength" | "sortKVByLength" => self.refuse(
-                offset,
-                format!(
-                    "{name}: Go's sort.Sort is not stable (items of equal length may come in \
-                     another order), reconfd's is"
-                ),
-            ),
             "json" | "jsonArray" | "map" => self.refuse(
                 offset,
                 format!(
@@ -1091,15 +1033,7 @@ impl Tx<'_> {
             ),
             "datetime" => self.refuse(
                 offset,
-                "datetime returns a Go time.Time, which has no exact Tera equivalent",
-            ),
-            "lookupIP" | "lookupIPV4" | "lookupIPV6" | "lookupSRV" => self.refuse(
-                offset,
-                format!("{name}: DNS results depend on the resolver, so they are not translated"),
-            ),
-            "base64Decode" => self.refuse(
-                offset,
-                "base64Decode: Go accepts decoded bytes that are not UTF-8, reconfd fails",
+                "datetime is a Go time.Time; Tera's datetime() formats the time differently",
             ),
             "html" | "js" | "urlquery" | "slice" | "call" => {
                 self.refuse(offset, format!("Go's {name} has no exact Tera equivalent"))
@@ -1149,33 +1083,37 @@ impl Tx<'_> {
                 self.strict(a.clone(), offset)?;
             }
             v.fallible |= a.fallible;
-            v.witness |= a.witness;
             kwargs.push(format!("{}={}", param.kw, a.code));
         }
         v.code = format!("{name}({})", kwargs.join(", "));
         Ok(v)
     }
 
-    /// A glob for gets/getvs. reconfd rejects a malformed pattern even when no key exists;
-    /// confd (memkv) only notices it when it tests some key.
-    fn check_pattern(&self, pat: &Val, offset: usize) -> R<()> {
-        match &pat.lit {
-            Some(Lit::Str(p)) => match gopath::match_pattern(p, "") {
-                Ok(_) => Ok(()),
-                Err(_) => self.refuse(
-                    offset,
-                    format!(
-                        "malformed glob pattern {p:?}: confd fails only when some key exists, \
-                         reconfd always"
-                    ),
-                ),
-            },
-            _ if pat.witness || self.nonempty => Ok(()),
-            _ => self.refuse(
+    /// `reverse`, `sortByLength`, `sortKVByLength`: confd reorders the list it is given in
+    /// place, so a list held in a variable would change too; and confd's `reverse` leaves
+    /// `gets` results (memkv.KVPairs) and ints unchanged.
+    fn reorder(&mut self, name: &str, offset: usize, args: Vec<Val>) -> R<Val> {
+        let ty = match name {
+            "reverse" | "sortByLength" => Ty::ListStr,
+            _ => Ty::ListKv,
+        };
+        match args.as_slice() {
+            [a] if a.ty == ty && a.var => self.refuse(
                 offset,
-                "a glob pattern computed from values that may exist without any key in the \
-                 store: were it malformed, confd would not fail with no keys, reconfd would",
+                format!(
+                    "{name} of a variable: confd reorders the variable's list in place, \
+                     reconfd does not"
+                ),
             ),
+            [a] if a.ty != ty && name == "reverse" => self.refuse(
+                offset,
+                format!(
+                    "reverse of a {}: confd reverses only []string and []KVPair, and leaves \
+                     gets results and ints unchanged",
+                    a.ty.go()
+                ),
+            ),
+            _ => self.func(name, offset, args, &[p("list", ty)], ty),
         }
     }
 
@@ -1183,22 +1121,21 @@ impl Tx<'_> {
         if args.is_empty() {
             return self.refuse(offset, format!("{name} without arguments"));
         }
+        let scalar = |t: Ty| matches!(t, Ty::Str | Ty::Int | Ty::Bool | Ty::Scalar);
         let mut v = Val::new(String::new(), args[0].ty);
         let mut codes = Vec::new();
         for a in &args {
             let a = self.strict(a.clone(), offset)?;
             if a.ty != v.ty {
-                v.ty = if v.ty.printable() && a.ty.printable() {
+                v.ty = if scalar(v.ty) && scalar(a.ty) {
                     Ty::Scalar
                 } else {
                     Ty::Mixed
                 };
             }
-            // Only the first operand is always evaluated.
             v.fallible |= a.fallible;
             codes.push(a.code);
         }
-        v.witness = args[0].witness;
         v.code = format!("({})", codes.join(&format!(" {name} ")));
         Ok(v)
     }
@@ -1239,7 +1176,6 @@ impl Tx<'_> {
         for a in &args {
             self.strict(a.clone(), offset)?;
             v.fallible |= a.fallible;
-            v.witness |= a.witness;
         }
         let op = match name {
             "eq" => "==",
@@ -1273,16 +1209,12 @@ impl Tx<'_> {
                 lit.push(c);
                 continue;
             }
-            let verb = chars.next();
-            let want = match verb {
+            let verb = match chars.next() {
                 Some('%') => {
                     lit.push('%');
                     continue;
                 }
-                Some('s') => Ty::Str,
-                Some('d') => Ty::Int,
-                Some('t') => Ty::Bool,
-                Some('v') => Ty::Scalar,
+                Some(verb @ ('s' | 'd' | 't' | 'v')) => verb,
                 Some(other) => {
                     return self.refuse(
                         offset,
@@ -1294,19 +1226,18 @@ impl Tx<'_> {
                 }
                 None => return self.refuse(offset, "printf format ending in a lone %"),
             };
-            let verb = verb.expect("matched");
             let Some(a) = rest.next() else {
                 return self.refuse(
                     offset,
                     format!("printf `%{verb}` without an argument (Go prints %!{verb}(MISSING))"),
                 );
             };
-            let fits = if want == Ty::Scalar {
-                a.ty.printable()
-            } else {
-                a.ty == want
+            let code = match (verb, a.ty) {
+                ('s', Ty::Str) | ('d', Ty::Int) | ('t', Ty::Bool) => Some(a.code.clone()),
+                ('v', _) => a.printed(),
+                _ => None,
             };
-            if !fits {
+            let Some(code) = code else {
                 return self.refuse(
                     offset,
                     format!(
@@ -1315,14 +1246,14 @@ impl Tx<'_> {
                         a.ty.go()
                     ),
                 );
-            }
+            };
             let a = self.strict(a.clone(), offset)?;
             v.fallible |= a.fallible;
-            v.witness |= a.witness;
             if !lit.is_empty() {
                 parts.push((tera_str(&std::mem::take(&mut lit)), Ty::Str));
             }
-            parts.push((a.code, a.ty));
+            let ty = if a.ty.elem().is_some() { Ty::Str } else { a.ty };
+            parts.push((code, ty));
         }
         if rest.next().is_some() {
             return self.refuse(
@@ -1345,26 +1276,31 @@ impl Tx<'_> {
     fn print(&mut self, newline: bool, offset: usize, args: Vec<Val>) -> R<Val> {
         let mut parts: Vec<(String, Ty)> = Vec::new();
         let mut v = Val::new(String::new(), Ty::Str);
-        let mut prev: Option<Ty> = None;
+        let mut prev_is_string: Option<bool> = None;
         for a in &args {
             let a = self.strict(a.clone(), offset)?;
-            let known = matches!(a.ty, Ty::Str | Ty::Int | Ty::Bool)
-                || (a.ty == Ty::Scalar && (newline || args.len() == 1));
-            if !known {
+            // Whether a space goes in depends on which operands are strings.
+            let is_string = match a.ty {
+                Ty::Str => Some(true),
+                // Unknown, but it only matters for print between operands.
+                Ty::Scalar if !newline && args.len() > 1 => None,
+                _ => Some(false),
+            };
+            let (Some(code), Some(is_string)) = (a.printed(), is_string) else {
                 return self.refuse(
                     offset,
                     format!("print of a {}, which Go formats differently", a.ty.go()),
                 );
-            }
-            if let Some(pt) = prev {
-                if newline || (pt != Ty::Str && a.ty != Ty::Str) {
+            };
+            if let Some(prev) = prev_is_string {
+                if newline || (!prev && !is_string) {
                     parts.push(("\" \"".into(), Ty::Str));
                 }
             }
-            prev = Some(a.ty);
+            prev_is_string = Some(is_string);
             v.fallible |= a.fallible;
-            v.witness |= a.witness;
-            parts.push((a.code, a.ty));
+            let ty = if a.ty.elem().is_some() { Ty::Str } else { a.ty };
+            parts.push((code, ty));
         }
         if newline {
             parts.push(("\"\\n\"".into(), Ty::Str));
@@ -1386,12 +1322,20 @@ fn concat(mut parts: Vec<(String, Ty)>) -> String {
     if !parts.iter().any(|(_, t)| *t == Ty::Str) {
         parts.insert(0, ("\"\"".into(), Ty::Str));
     }
-    let codes: Vec<String> = parts.into_iter().map(|(c, _)| c).collect();
+    let codes: Vec<String> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (c, _))| match c.strip_prefix("(not ") {
+            // Tera rejects a unary operator right after `~`, parentheses or not.
+            Some(inner) if i > 0 => format!("(false if {} else true)", &inner[..inner.len() - 1]),
+            _ => c,
+        })
+        .collect();
     format!("({})", codes.join(" ~ "))
 }
 
-/// A literal directory for ls/lsdir on which reconfd's and memkv's listings agree: absolute,
-/// not `/`, clean (one trailing `/` allowed).
+/// A literal directory for ls/lsdir on which both engines list the same: absolute, not `/`,
+/// clean (one trailing `/` allowed).
 fn literal_dir_ok(d: &str) -> bool {
     let t = d.strip_suffix('/').unwrap_or(d);
     d.starts_with('/') && t.len() > 1 && gopath::clean(t) == t
@@ -1424,30 +1368,6 @@ fn push_text(out: &mut String, text: &str) {
             out.push_str("{{ \"{\" }}");
         } else {
             out.push(c);
-        }
-    }
-}
-
-/// The names of variables assigned with `=` anywhere in the tree.
-fn collect_assigned(l: &ListNode, out: &mut HashSet<String>) {
-    fn pipe(p: &PipeNode, out: &mut HashSet<String>) {
-        if p.is_assign {
-            out.extend(p.decl.iter().map(|d| d.to_string()));
-        }
-    }
-    for n in &l.nodes {
-        match n {
-            Node::List(l) => collect_assigned(l, out),
-            Node::Action(a) => pipe(&a.pipe, out),
-            Node::If(b) | Node::Range(b) | Node::With(b) => {
-                pipe(&b.pipe, out);
-                collect_assigned(&b.body, out);
-                if let Some(e) = &b.else_body {
-                    collect_assigned(e, out);
-                }
-            }
-            Node::Define(d) => collect_assigned(&d.body, out),
-            _ => {}
         }
     }
 }
