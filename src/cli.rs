@@ -139,10 +139,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         data: PathBuf,
     },
-    /// Convert a confd tree (conf.d/**/*toml, templates/) into a reconfd tree: resources
-    /// rewritten with reconfd's fields, each template translated to Tera where the
-    /// translation renders exactly what confd renders, otherwise kept as a Go template.
-    /// Prints what it did per resource; never overwrites a different file without --force.
+    /// Convert a confd tree into a reconfd tree, templates to Tera where that is exact.
+    ///
+    /// Reads <from>/conf.d/**/*toml with confd's rules and writes each resource, with
+    /// reconfd's field forms, to <to>/conf.d/ (nested names flattened with `-`). Each
+    /// template is translated to Tera where the translation renders exactly what the Go
+    /// template renders, for any etcd data; otherwise it is copied and stays a Go template,
+    /// which reconfd runs as well. Prints per resource what it did and, for a kept
+    /// template, the first construct that has no exact translation (file:line:col) and why.
+    /// Never replaces a file that differs without --force. Exit 0 when every resource was
+    /// written (a kept Go template counts), 1 when some could not be migrated or a file was
+    /// in the way, 2 when the directories cannot be used. See docs/migrate.md.
     Migrate {
         /// The confd directory, holding conf.d/ and templates/ (e.g. /etc/confd).
         #[arg(long, value_name = "DIR")]

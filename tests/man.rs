@@ -52,7 +52,7 @@ Their templates.
 The systemd units; \fBreconfd@\fR\fISITE\fR\fB.service\fR reads \fI/etc/reconfd/SITE.toml\fR.
 .SH "SEE ALSO"
 \fBreconfd.toml\fR(5), \fBreconfd\-run\fR(1), \fBreconfd\-once\fR(1), \fBreconfd\-check\fR(1),
-\fBreconfd\-render\fR(1), \fBsystemctl\fR(1), \fBetcdctl\fR(1).
+\fBreconfd\-render\fR(1), \fBreconfd\-migrate\fR(1), \fBsystemctl\fR(1), \fBetcdctl\fR(1).
 The documentation under \fI/usr/share/doc/reconfd/\fR.
 "#;
 

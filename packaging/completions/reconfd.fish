@@ -47,6 +47,7 @@ complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "once" -d 'Render ev
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "check" -d 'Validate the config, every resource and every template without contacting etcd'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "credentials" -d 'Store or remove the etcd password of --username (or etcd.username) in the system keyring, for `password_keyring = true`. The keyring is the Secret Service of a user session; a system service has none and should use a systemd credential instead'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "render" -d 'Render one template from a data file, without etcd, to stdout'
+complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "migrate" -d 'Convert a confd tree into a reconfd tree, templates to Tera where that is exact'
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l interval -d 'Re-read etcd every SECS seconds instead of watching it (confd\'s interval mode)' -r
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
@@ -178,3 +179,25 @@ json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s V -l version -d 'Print version'
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l from -d 'The confd directory, holding conf.d/ and templates/ (e.g. /etc/confd)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l to -d 'The reconfd directory to write (e.g. /etc/reconfd)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l username -d 'etcd username; setting it turns authentication on' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l password-file -d 'File holding the etcd password' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l cert-file -d 'PEM client certificate' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l key-file -d 'PEM client key' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l dry-run -d 'Print the report, write nothing'
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l force -d 'Overwrite existing files whose content differs'
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -s V -l version -d 'Print version'
