@@ -160,25 +160,43 @@ pub fn parse(file: &Path, text: &str) -> Result<ConfdResource, Diagnostic> {
                     "dest" => r.dest = s,
                     "prefix" => r.prefix = Some(s),
                     "mode" => {
-                        r.mode = Some(mode(&s).map_err(|m| at(v.span().start, m))?);
-                        let applied = r.mode.unwrap_or(0);
-                        if go_parse_uint(&s).is_some_and(|m| m != u64::from(applied)) {
+                        let applied = mode(&s).map_err(|m| at(v.span().start, m))?;
+                        r.mode = Some(applied);
+                        let parsed = go_parse_uint(&s).unwrap_or_default();
+                        let written = octal(applied);
+                        if parsed != u64::from(applied) {
                             r.notes.push(format!(
-                                "mode {s:?}: confd applies only {applied:04o} of it \
-                                 (Go's os.Chmod drops other bits)"
+                                "mode {s:?} is {parsed:#o} to Go's ParseUint (base 0: a leading \
+                                 0 is octal, 0x hex, else decimal); confd applies only {written} \
+                                 of it (os.Chmod keeps the permission bits), so it is written \
+                                 as \"{written}\": check that this is what you want"
                             ));
-                        } else if !(s.len() == 4
-                            && s.starts_with('0')
-                            && s.bytes().all(|b| b.is_ascii_digit()))
-                        {
+                        } else if s != written {
                             r.notes.push(format!(
-                                "mode {s:?} (confd reads it as Go's ParseUint with base 0) \
-                                 is written as \"{applied:04o}\""
+                                "mode {s:?} (Go's ParseUint, base 0) is written as \"{written}\""
                             ));
                         }
                     }
-                    "check_cmd" => r.check_cmd = Some(s).filter(|s| !s.is_empty()),
-                    _ => r.reload_cmd = Some(s).filter(|s| !s.is_empty()),
+                    // confd skips an empty command and runs a blank one as a no-op;
+                    // reconfd rejects both, so both are left out.
+                    "check_cmd" | "reload_cmd" => {
+                        let cmd = if s.trim().is_empty() {
+                            if !s.is_empty() {
+                                r.notes.push(format!(
+                                    "{field} {s:?} is blank (a no-op for confd): left out"
+                                ));
+                            }
+                            None
+                        } else {
+                            Some(s)
+                        };
+                        if *field == "check_cmd" {
+                            r.check_cmd = cmd;
+                        } else {
+                            r.reload_cmd = cmd;
+                        }
+                    }
+                    _ => unreachable!("string fields are listed above"),
                 }
             }
             "uid" | "gid" => {
@@ -369,6 +387,11 @@ pub fn mode(s: &str) -> Result<u32, String> {
     Ok(m)
 }
 
+/// A mode in reconfd's octal form: `0644`, `04755`.
+pub fn octal(mode: u32) -> String {
+    format!("0{mode:03o}")
+}
+
 /// Go's `strconv.ParseUint(s, 0, 64)`: `0x`/`0o`/`0b` prefixes (any case), a leading `0`
 /// for octal, `_` between digits; no sign, no spaces.
 pub fn go_parse_uint(s: &str) -> Option<u64> {
@@ -479,7 +502,7 @@ pub fn render(r: &ConfdResource, src: &str, go: bool, origin: &Path, header: &[S
         out.push_str(&format!("gid = {gid}\n"));
     }
     if let Some(m) = r.mode {
-        out.push_str(&format!("mode = \"{m:04o}\"\n"));
+        out.push_str(&format!("mode = \"{}\"\n", octal(m)));
     }
     if let Some(c) = &r.check_cmd {
         out.push_str(&format!("check_cmd = {}\n", s(c)));
@@ -529,6 +552,10 @@ mod tests {
         assert_eq!(mode("0x1a4"), Ok(0o644));
         // Octal set-id bits are not Go's ModeSetuid: os.Chmod drops them.
         assert_eq!(mode("04755"), Ok(0o755));
+        assert_eq!(
+            (octal(0o644), octal(0o4755), octal(0)),
+            ("0644".into(), "04755".into(), "0000".into())
+        );
         // Go's ModeSetuid | 0755.
         assert_eq!(mode(&((1u64 << 23) | 0o755).to_string()), Ok(0o4755));
         assert!(mode("4294967296").is_err());
@@ -553,7 +580,7 @@ mod tests {
             "dropped top-level `other`",
             "dropped `owner` (line 10), which confd ignores (reconfd supports it",
             "dropped `relaod_cmd` (line 11)",
-            "mode \"420\"",
+            "mode \"420\" (Go's ParseUint, base 0) is written as \"0644\"",
             "key \"\" (line 6) is written as \"/\"",
         ] {
             assert!(notes.contains(want), "{want:?} not in:\n{notes}");
@@ -562,6 +589,34 @@ mod tests {
         assert!(out.contains("mode = \"0644\"\n"), "{out}");
         assert!(out.contains("keys = [\"/services/web\", \"/\"]\n"), "{out}");
         assert!(out.contains("uid = 0\n") && !out.contains("gid"), "{out}");
+    }
+
+    #[test]
+    fn surprising_modes_and_blank_commands_are_explained() {
+        let r = parse_str(
+            "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\"]\nmode = \"644\"\ncheck_cmd = \" \"\nreload_cmd = \"\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.mode, r.check_cmd, r.reload_cmd),
+            (Some(0o204), None, None)
+        );
+        let notes = r.notes.join("\n");
+        assert!(
+            notes.contains("mode \"644\" is 0o1204 to Go's ParseUint")
+                && notes.contains("written as \"0204\""),
+            "{notes}"
+        );
+        assert!(notes.contains("check_cmd \" \" is blank"), "{notes}");
+        let setuid = (1u64 << 23) | 0o755;
+        let r = parse_str(&format!(
+            "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\"]\nmode = \"{setuid}\"\n"
+        ))
+        .unwrap();
+        let out = render(&r, "a", false, Path::new("/c/x.toml"), &[]);
+        assert!(out.contains("mode = \"04755\"\n"), "{out}");
+        // reconfd reads it back as the same mode.
+        assert_eq!("04755".parse::<crate::config::Mode>().unwrap().0, 0o4755);
     }
 
     #[test]
