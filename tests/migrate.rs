@@ -353,10 +353,12 @@ fn usage_errors_exit_2() {
     let o = migrate(root.path(), root.path(), &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o.stderr).contains("same directory"),
+        text(&o.stderr).contains("inside its conf.d/"),
         "{}",
         text(&o.stderr)
     );
+    let o = migrate(root.path(), &root.path().join("conf.d/new"), &[]);
+    assert_eq!(o.status.code(), Some(2));
     let mut c = reconfd();
     c.args(["migrate", "--from", "x"]);
     assert_eq!(run(c).status.code(), Some(2));
@@ -461,4 +463,28 @@ fn corpus_translations_render_exactly_gos_output() {
         "only {} cases translate",
         translated.len()
     );
+}
+
+#[test]
+fn a_file_that_cannot_be_written_is_reported_and_fails_the_run() {
+    let root = tempfile::tempdir().unwrap();
+    let from = root.path().join("confd");
+    let to = root.path().join("reconfd");
+    write(
+        &from.join("conf.d/a.toml"),
+        "[template]\nsrc = \"a.tmpl\"\ndest = \"/tmp/a\"\nkeys = [\"/k\"]\n",
+    );
+    write(&from.join("templates/a.tmpl"), "{{ getv \"/k\" }}\n");
+    // templates/ is a file: nothing can be written below it.
+    write(&to.join("templates"), "in the way\n");
+    let o = migrate(&from, &to, &[]);
+    let report = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{report}");
+    assert!(report.contains("  cannot write ("), "{report}");
+    assert!(
+        report.contains("1 not written (files in the way)"),
+        "{report}"
+    );
+    // The resource is not written when its template could not be.
+    assert!(!to.join("conf.d/a.toml").exists(), "{report}");
 }

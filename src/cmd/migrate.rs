@@ -54,19 +54,20 @@ pub fn format_report(report: &Report, dry_run: bool) -> String {
         }
         for (path, status) in &e.files {
             let what = match (status, dry_run) {
-                (FileStatus::Written, false) => "wrote",
-                (FileStatus::Written, true) => "would write",
-                (FileStatus::Overwritten, false) => "overwrote",
-                (FileStatus::Overwritten, true) => "would overwrite",
-                (FileStatus::Unchanged, _) => "unchanged",
+                (FileStatus::Written, false) => "wrote".to_owned(),
+                (FileStatus::Written, true) => "would write".to_owned(),
+                (FileStatus::Overwritten, false) => "overwrote".to_owned(),
+                (FileStatus::Overwritten, true) => "would overwrite".to_owned(),
+                (FileStatus::Unchanged, _) => "unchanged".to_owned(),
                 (FileStatus::Exists, _) => {
-                    "exists with other content, not overwritten (use --force)"
+                    "exists with other content, not overwritten (use --force)".to_owned()
                 }
+                (FileStatus::Failed(e), _) => format!("cannot write ({e})"),
             };
             let _ = writeln!(out, "  {what}: {}", path.display());
         }
         if !matches!(e.outcome, EntryOutcome::Failed(_))
-            && e.files.iter().any(|(_, s)| *s == FileStatus::Exists)
+            && e.files.iter().any(|(_, s)| !s.in_place())
         {
             blocked += 1;
         }
@@ -78,7 +79,7 @@ pub fn format_report(report: &Report, dry_run: bool) -> String {
         report.entries.len()
     );
     if blocked > 0 {
-        let _ = write!(out, ", {blocked} blocked by existing files");
+        let _ = write!(out, ", {blocked} not written (files in the way)");
     }
     out.push('\n');
     if dry_run {

@@ -40,8 +40,10 @@ pub enum UsageError {
     /// `--from` has no `conf.d` directory.
     #[error("{0}: not a confd directory (it has no conf.d/): {1}")]
     NoConfd(PathBuf, std::io::Error),
-    /// `--from` and `--to` are the same directory.
-    #[error("--from and --to are the same directory ({0}); migrate into a new directory")]
+    /// `--from` and `--to` are the same directory, or `--to` lies inside what is read.
+    #[error(
+        "--to {0} is --from or inside its conf.d/ or templates/; migrate into another directory"
+    )]
     SameDir(PathBuf),
 }
 
@@ -57,7 +59,7 @@ impl Report {
     pub fn complete(&self) -> bool {
         self.entries.iter().all(|e| {
             !matches!(e.outcome, EntryOutcome::Failed(_))
-                && e.files.iter().all(|(_, s)| *s != FileStatus::Exists)
+                && e.files.iter().all(|(_, s)| s.in_place())
         })
     }
 }
@@ -90,7 +92,7 @@ pub enum EntryOutcome {
 }
 
 /// What happened (or would happen, in a dry run) to one output file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileStatus {
     /// Created.
     Written,
@@ -100,6 +102,15 @@ pub enum FileStatus {
     Unchanged,
     /// The file exists with other content and was left alone (no `--force`).
     Exists,
+    /// Writing failed (the I/O error).
+    Failed(String),
+}
+
+impl FileStatus {
+    /// Whether the file holds (or, in a dry run, would hold) the migrated content.
+    pub fn in_place(&self) -> bool {
+        matches!(self, Self::Written | Self::Overwritten | Self::Unchanged)
+    }
 }
 
 /// A template, migrated once however many resources use it.
@@ -118,10 +129,10 @@ pub fn migrate(opts: &Options) -> Result<Report, UsageError> {
     if let Err(e) = std::fs::read_dir(&confd_dir) {
         return Err(UsageError::NoConfd(opts.from.clone(), e));
     }
-    if let (Ok(a), Ok(b)) = (opts.from.canonicalize(), opts.to.canonicalize()) {
-        if a == b {
-            return Err(UsageError::SameDir(a));
-        }
+    let to = resolved(&opts.to);
+    let from = resolved(&opts.from);
+    if to == from || to.starts_with(from.join("conf.d")) || to.starts_with(from.join("templates")) {
+        return Err(UsageError::SameDir(opts.to.clone()));
     }
     let mut files = Vec::new();
     walk(&confd_dir, &mut files);
@@ -146,7 +157,7 @@ pub fn migrate(opts: &Options) -> Result<Report, UsageError> {
             Ok(content) => {
                 let path = opts.to.join(&target);
                 // Never point a resource at a template that is not the one it needs.
-                if entry.files.iter().all(|(_, s)| *s != FileStatus::Exists) {
+                if entry.files.iter().all(|(_, s)| s.in_place()) {
                     let status = write_file(&path, &content, opts);
                     entry.files.push((path.clone(), status));
                 }
@@ -157,6 +168,25 @@ pub fn migrate(opts: &Options) -> Result<Report, UsageError> {
         report.entries.push(entry);
     }
     Ok(report)
+}
+
+/// `p` made absolute, with symbolic links resolved as far as the path exists.
+fn resolved(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            return rest.iter().rev().fold(c, |acc, part| acc.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
 }
 
 /// Migrates one resource file: its template (once) and the resource text to write.
@@ -188,9 +218,10 @@ fn migrate_one(
     }
     let t = templates.get_mut(&src_rel).expect("inserted");
     let path = opts.to.join("templates").join(&t.rel);
-    let status = *t
+    let status = t
         .status
-        .get_or_insert_with(|| write_file(&path, &t.content, opts));
+        .get_or_insert_with(|| write_file(&path, &t.content, opts))
+        .clone();
     entry.files.push((path, status));
     entry.outcome = t.outcome.clone();
     let how = match &t.outcome {
@@ -356,21 +387,20 @@ fn write_file(path: &Path, content: &str, opts: &Options) -> FileStatus {
     if opts.dry_run {
         return status;
     }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return FileStatus::Failed(format!("{}: {e}", dir.display()));
+    }
     match write_atomic(path, content, status == FileStatus::Written) {
         Ok(()) => status,
         // Someone created it meanwhile: leave it.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => FileStatus::Exists,
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot write");
-            FileStatus::Exists
-        }
+        Err(e) => FileStatus::Failed(e.to_string()),
     }
 }
 
 /// A new file is created exclusively; a replaced one is written beside it and renamed over.
 fn write_atomic(path: &Path, content: &str, new: bool) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     if new {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -379,7 +409,7 @@ fn write_atomic(path: &Path, content: &str, new: bool) -> std::io::Result<()> {
         f.write_all(content.as_bytes())?;
         return f.sync_all();
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))?;
     tmp.write_all(content.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

@@ -662,3 +662,18 @@ fn seed_from_env(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Negative numbers against Tera's unsigned loop index, control characters, Unicode line
+/// separators and delimiters inside strings come out as in Go.
+#[test]
+fn numbers_and_odd_characters_render_as_in_go() {
+    let stores = [view(&[("/a", "x")])];
+    for go in [
+        "{{range $i, $v := split \"a,b\" \",\"}}{{lt $i -1}}{{gt $i -1}}{{eq $i 0}}{{ne $i -5}}{{le -3 $i}}{{end}}",
+        "{{ \"\\x00\\x0b\\x7f\\u2028\" }}|{{ `a\tb` }}|{{ $x := \"%}\" }}{{ $x }}{{ \"#}\" }}",
+        "\u{0}\u{b}text\u{2028}{{ \"x\" }}",
+        "{{ printf \"%v%v\" -1 0 }}{{ print -1 -2 }}",
+    ] {
+        assert_exact(go, &stores);
+    }
+}
