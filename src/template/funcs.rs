@@ -88,6 +88,29 @@ pub(crate) fn replace(s: &str, old: &str, new: &str, n: i64) -> String {
     }
 }
 
+/// Go's `strings.ToUpper`: rune by rune with Unicode's simple mapping, so `ß` stays `ß`
+/// (Rust's `to_uppercase` would write `SS`).
+pub(crate) fn to_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Go's `strings.ToLower`: rune by rune, so a final `Σ` is `σ` (not `ς`) and `İ` is `i`.
+pub(crate) fn to_lower(s: &str) -> String {
+    // char::to_lowercase has no final-sigma rule; its only multi-char result is İ → i̇, whose
+    // simple mapping is the first char.
+    s.chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect()
+}
+
 /// Go's `strings.TrimSuffix`.
 pub(crate) fn trim_suffix<'a>(s: &'a str, suffix: &str) -> &'a str {
     s.strip_suffix(suffix).unwrap_or(s)
@@ -190,9 +213,16 @@ pub(crate) fn b64_encode(s: &str) -> String {
 /// confd's `base64Decode`.
 pub(crate) fn b64_decode(s: &str) -> Result<String, String> {
     let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-    let bytes = B64
-        .decode(cleaned)
-        .map_err(|e| format!("invalid base64: {e}"))?;
+    let bytes = B64.decode(cleaned).map_err(|e| {
+        use base64::DecodeError as E;
+        // Go's CorruptInputError wording; the offset is where decoding stopped.
+        let at = match e {
+            E::InvalidByte(at, _) | E::InvalidLastSymbol(at, _) => at,
+            E::InvalidLength(len) => len,
+            E::InvalidPadding => s.len(),
+        };
+        format!("illegal base64 data at input byte {at}")
+    })?;
     String::from_utf8(bytes).map_err(|_| "the decoded data is not UTF-8 text".to_owned())
 }
 

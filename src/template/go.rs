@@ -2,8 +2,9 @@
 //! crate (a port of Go's text/template) with confd's function set from `go_funcs`.
 //!
 //! Two things are added around gotmpl so errors are as useful as Tera's:
-//! - Unknown functions are found when the template is loaded (Go's parser does this; gotmpl
-//!   would only fail when the call runs), so `reconfd check` reports them.
+//! - Unknown functions, variables out of scope and `{{break}}` outside `{{range}}` are found
+//!   when the template is loaded, as Go's parser does (gotmpl would only fail when that code
+//!   runs), so `reconfd check` reports them.
 //! - gotmpl's execution errors carry no position. Before every action, `if`, `range`, `with`
 //!   and `{{template}}` the parse tree gets an invisible `{{__reconfd_at OFFSET}}` action that
 //!   records where execution is; an error is reported at the last recorded place.
@@ -20,6 +21,10 @@ use crate::store::KvView;
 
 /// The hidden function the position markers call.
 const AT: &str = "__reconfd_at";
+
+/// The hidden function every `{{range}}` pipeline ends in: confd is built with Go 1.19, whose
+/// `range` cannot iterate over an integer (gotmpl follows Go 1.22, which counts).
+const RANGEABLE: &str = "__reconfd_rangeable";
 
 /// Go's built-in template functions (text/template `builtins()`).
 const BUILTINS: &[&str] = &[
@@ -62,6 +67,11 @@ impl GoTemplate {
                 }
                 Ok(Value::String("".into()))
             })
+            .func(RANGEABLE, |args: &[Value]| match args.last() {
+                Some(Value::Int(n)) => Err(GoError::Exec(format!("range can't iterate over {n}"))),
+                Some(v) => Ok(v.clone()),
+                None => Ok(Value::Nil),
+            })
             .parse(source)
             .map_err(|e| e.to_string())?;
         let body_defined = template.lookup(name).is_some();
@@ -74,9 +84,9 @@ impl GoTemplate {
             let Some(tree) = template.lookup(&n).cloned() else {
                 continue;
             };
-            check_functions(&tree.nodes).map_err(|(pos, f)| {
+            check_tree(&tree).map_err(|(pos, message)| {
                 let (line, col) = line_col(source, pos);
-                format!("template: {name}:{line}:{col}: function {f:?} not defined")
+                format!("template: {name}:{line}:{col}: {message}")
             })?;
             template = template.add_parse_tree(&n, instrument(tree));
         }
@@ -92,6 +102,8 @@ impl GoTemplate {
     pub(crate) fn render(&self, view: Arc<KvView>) -> Result<String, String> {
         let _scope = ViewScope::enter(view);
         LAST_AT.with(|c| c.set(None));
+        go_funcs::forget_types();
+        let _forget = scopeguard(go_funcs::forget_types);
         if self.body_defined {
             self.template
                 .execute_template_to_string(&self.name, &Value::Nil)
@@ -105,6 +117,7 @@ impl GoTemplate {
     fn locate(&self, err: &GoError) -> String {
         let message = match err {
             GoError::Exec(m) => m.clone(),
+            GoError::UndefinedTemplate(t) => format!("template {t:?} not defined"),
             other => other.to_string(),
         };
         match LAST_AT.with(Cell::get) {
@@ -117,6 +130,17 @@ impl GoTemplate {
     }
 }
 
+/// Runs `f` when dropped (also when the render unwinds).
+fn scopeguard(f: fn()) -> impl Drop {
+    struct Guard(fn());
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    Guard(f)
+}
+
 /// 1-based line and column (in characters) of byte offset `at`.
 fn line_col(source: &str, at: usize) -> (usize, usize) {
     let at = at.min(source.len());
@@ -126,43 +150,124 @@ fn line_col(source: &str, at: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// Every function named in `nodes` exists: Go's parse-time check.
-fn check_functions(nodes: &[Node]) -> Result<(), (usize, String)> {
-    nodes.iter().try_for_each(|node| match node {
-        Node::List(l) => check_functions(&l.nodes),
-        Node::Action(a) => check_pipe(&a.pipe),
-        Node::If(b) | Node::Range(b) | Node::With(b) => {
-            check_pipe(&b.pipe)?;
-            check_functions(&b.body.nodes)?;
-            b.else_body
-                .as_ref()
-                .map_or(Ok(()), |e| check_functions(&e.nodes))
-        }
-        Node::Template(t) => t.pipe.as_ref().map_or(Ok(()), check_pipe),
-        Node::Define(d) => check_functions(&d.body.nodes),
-        Node::Text(_) | Node::Break(_) | Node::Continue(_) => Ok(()),
-    })
+/// What Go's parser rejects and gotmpl only finds when (and if) the code runs: calls of
+/// functions that do not exist, variables used outside their scope, `{{break}}` and
+/// `{{continue}}` outside `{{range}}`. The error is the byte offset and Go's message.
+fn check_tree(tree: &ListNode) -> Result<(), (usize, String)> {
+    let mut checker = Checker {
+        vars: vec!["$".into()],
+        range_depth: 0,
+    };
+    checker.list(&tree.nodes)
 }
 
-fn check_pipe(pipe: &PipeNode) -> Result<(), (usize, String)> {
-    pipe.commands
-        .iter()
-        .flat_map(|c| c.args.iter())
-        .try_for_each(check_expr)
+struct Checker {
+    /// Variables in scope, innermost last (Go's `Tree.vars`).
+    vars: Vec<String>,
+    /// How many `{{range}}` bodies enclose the node being checked.
+    range_depth: usize,
 }
 
-fn check_expr(expr: &Expr) -> Result<(), (usize, String)> {
-    match expr {
-        Expr::Identifier(pos, name) => {
-            if BUILTINS.contains(&name.as_str()) || go_funcs::NAMES.contains(&name.as_str()) {
-                Ok(())
-            } else {
-                Err((pos.offset, name.to_string()))
+impl Checker {
+    fn list(&mut self, nodes: &[Node]) -> Result<(), (usize, String)> {
+        for node in nodes {
+            match node {
+                Node::List(l) => self.list(&l.nodes)?,
+                Node::Action(a) => self.pipe(&a.pipe)?,
+                Node::If(b) | Node::With(b) => self.control(b, false)?,
+                Node::Range(b) => self.control(b, true)?,
+                Node::Template(t) => t.pipe.as_ref().map_or(Ok(()), |p| self.pipe(p))?,
+                Node::Define(d) => {
+                    // A definition is a template of its own: only `$` is in scope.
+                    let mut inner = Checker {
+                        vars: vec!["$".into()],
+                        range_depth: 0,
+                    };
+                    inner.list(&d.body.nodes)?;
+                }
+                Node::Break(p) | Node::Continue(p) if self.range_depth == 0 => {
+                    let word = if matches!(node, Node::Break(_)) {
+                        "break"
+                    } else {
+                        "continue"
+                    };
+                    return Err((p.offset, format!("{{{{{word}}}}} outside {{{{range}}}}")));
+                }
+                Node::Text(_) | Node::Break(_) | Node::Continue(_) => {}
             }
         }
-        Expr::Pipe(_, p) => check_pipe(p),
-        Expr::Chain(_, inner, _) => check_expr(inner),
-        _ => Ok(()),
+        Ok(())
+    }
+
+    /// `if`, `with`, `range`: variables declared in the pipeline or the bodies end at
+    /// `{{end}}`; as in Go's parser, the `{{else}}` body still sees the first body's.
+    fn control(
+        &mut self,
+        b: &gotmpl::parse::BranchNode,
+        is_range: bool,
+    ) -> Result<(), (usize, String)> {
+        let mark = self.vars.len();
+        self.pipe(&b.pipe)?;
+        if is_range {
+            self.range_depth += 1;
+        }
+        let body = self.list(&b.body.nodes);
+        if is_range {
+            self.range_depth -= 1;
+        }
+        body?;
+        if let Some(e) = &b.else_body {
+            self.list(&e.nodes)?;
+        }
+        self.vars.truncate(mark);
+        Ok(())
+    }
+
+    fn pipe(&mut self, pipe: &PipeNode) -> Result<(), (usize, String)> {
+        pipe.commands
+            .iter()
+            .flat_map(|c| c.args.iter())
+            .try_for_each(|e| self.expr(e))?;
+        self.vars.extend(pipe.decl.iter().map(|v| dollar(v)));
+        Ok(())
+    }
+
+    fn expr(&mut self, expr: &Expr) -> Result<(), (usize, String)> {
+        match expr {
+            Expr::Identifier(pos, name) => {
+                if BUILTINS.contains(&name.as_str()) || go_funcs::NAMES.contains(&name.as_str()) {
+                    Ok(())
+                } else {
+                    Err((
+                        pos.offset,
+                        format!("function {:?} not defined", name.as_str()),
+                    ))
+                }
+            }
+            Expr::Variable(pos, name, _) => {
+                let name = dollar(name);
+                if self.vars.contains(&name) {
+                    Ok(())
+                } else {
+                    Err((pos.offset, format!("undefined variable {name:?}")))
+                }
+            }
+            Expr::Pipe(_, p) => {
+                // A parenthesised pipeline's declarations stay in scope, as in Go.
+                self.pipe(p)
+            }
+            Expr::Chain(_, inner, _) => self.expr(inner),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A variable's name with its `$`, however the parser stored it.
+fn dollar(name: &str) -> String {
+    if name.starts_with('$') {
+        name.to_owned()
+    } else {
+        format!("${name}")
     }
 }
 
@@ -182,7 +287,14 @@ fn instrument(list: ListNode) -> ListNode {
         nodes.push(match node {
             Node::List(l) => Node::List(instrument(l)),
             Node::If(b) => Node::If(instrument_branch(b)),
-            Node::Range(b) => Node::Range(instrument_branch(b)),
+            Node::Range(mut b) => {
+                let pos = b.pipe.pos;
+                b.pipe.commands.push(CommandNode {
+                    pos,
+                    args: vec![Expr::Identifier(pos, RANGEABLE.into())],
+                });
+                Node::Range(instrument_branch(b))
+            }
             Node::With(b) => Node::With(instrument_branch(b)),
             other => other,
         });

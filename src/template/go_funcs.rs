@@ -103,11 +103,27 @@ pub(crate) fn func_map() -> FuncMap {
     });
     add("ls", |a| {
         exactly("ls", a, 1)?;
-        Ok(strings(view()?.ls(string(a, 0)?)))
+        let dir = string(a, 0)?;
+        let view = view()?;
+        if gopath::clean(dir) == "/" {
+            // memkv splits "/" into two empty terms, so only keys directly under the root
+            // match; confd templates see exactly that.
+            let top = view
+                .ls(dir)
+                .into_iter()
+                .filter(|n| view.get(&format!("/{n}")).is_some());
+            return Ok(strings(top.collect()));
+        }
+        Ok(strings(view.ls(dir)))
     });
     add("lsdir", |a| {
         exactly("lsdir", a, 1)?;
-        Ok(strings(view()?.lsdir(string(a, 0)?)))
+        let dir = string(a, 0)?;
+        if gopath::clean(dir) == "/" {
+            // The same memkv quirk: nothing ever matches below "/".
+            return Ok(strings(Vec::<String>::new()));
+        }
+        Ok(strings(view()?.lsdir(dir)))
     });
     add("exists", |a| {
         exactly("exists", a, 1)?;
@@ -118,10 +134,10 @@ pub(crate) fn func_map() -> FuncMap {
     add("base", |a| one_str("base", a, |x| s(gopath::base(x))));
     add("dir", |a| one_str("dir", a, |x| s(gopath::dir(x))));
     add("toUpper", |a| {
-        one_str("toUpper", a, |x| s(x.to_uppercase()))
+        one_str("toUpper", a, |x| s(funcs::to_upper(x)))
     });
     add("toLower", |a| {
-        one_str("toLower", a, |x| s(x.to_lowercase()))
+        one_str("toLower", a, |x| s(funcs::to_lower(x)))
     });
     add("split", |a| {
         exactly("split", a, 2)?;
@@ -167,7 +183,8 @@ pub(crate) fn func_map() -> FuncMap {
     });
     add("jsonArray", |a| {
         exactly("jsonArray", a, 1)?;
-        call("jsonArray", funcs::json_array(string(a, 0)?)).map(from_json)
+        call("jsonArray", funcs::json_array(string(a, 0)?))
+            .map(|j| remember(GoList::Other, from_json(j)))
     });
     add("map", |a| {
         if a.len() % 2 != 0 {
@@ -205,10 +222,23 @@ pub(crate) fn func_map() -> FuncMap {
     // Lists.
     add("reverse", |a| {
         exactly("reverse", a, 1)?;
-        match &a[0] {
-            Value::List(items) => Ok(list(items.iter().rev().cloned())),
-            other => Err(wrong_type("[]string or []KVPair", other)),
-        }
+        // confd's Reverse switches on []string and []memkv.KVPair and returns anything else
+        // unchanged: gets' memkv.KVPairs (a named type), seq's []int, jsonArray's
+        // []interface{}. gotmpl lists carry no Go type, so the lists whose type decides are
+        // remembered by identity while the render runs.
+        let Value::List(items) = &a[0] else {
+            return Ok(a[0].clone());
+        };
+        let reversible = match typed(&a[0]) {
+            Some(GoList::KvSlice) => true,
+            Some(GoList::Other) => false,
+            None => items.iter().all(|v| matches!(v, Value::String(_))),
+        };
+        Ok(if reversible {
+            list(items.iter().rev().cloned())
+        } else {
+            a[0].clone()
+        })
     });
     add("sortByLength", |a| {
         exactly("sortByLength", a, 1)?;
@@ -227,10 +257,13 @@ pub(crate) fn func_map() -> FuncMap {
                 _ => return Err(wrong_type("[]memkv.KVPair", &a[0])),
             }
         }
-        Ok(list(
-            funcs::sort_by_length(keyed, |(len, _)| *len)
-                .into_iter()
-                .map(|(_, v)| v),
+        Ok(remember(
+            GoList::KvSlice,
+            list(
+                funcs::sort_by_length(keyed, |(len, _)| *len)
+                    .into_iter()
+                    .map(|(_, v)| v),
+            ),
         ))
     });
 
@@ -264,6 +297,44 @@ pub(crate) fn func_map() -> FuncMap {
         one_str("fileExists", a, |x| Value::Bool(funcs::file_exists(x)))
     });
     m
+}
+
+// ---- Go list types that change what a function does ----
+
+/// The Go type of a list where `reverse` cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GoList {
+    /// `[]memkv.KVPair` (from `sortKVByLength`): reversed.
+    KvSlice,
+    /// `memkv.KVPairs`, `[]interface{}`: returned unchanged.
+    Other,
+}
+
+thread_local! {
+    /// Lists made during the render on this thread, with their Go type. The values are kept
+    /// (not just their addresses) so an address cannot be reused by another list meanwhile.
+    static TYPED: std::cell::RefCell<Vec<(Value, GoList)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Forgets every remembered list; called before and after each render.
+pub(crate) fn forget_types() {
+    TYPED.with(|t| t.borrow_mut().clear());
+}
+
+fn remember(kind: GoList, v: Value) -> Value {
+    TYPED.with(|t| t.borrow_mut().push((v.clone(), kind)));
+    v
+}
+
+fn typed(v: &Value) -> Option<GoList> {
+    let Value::List(l) = v else { return None };
+    TYPED.with(|t| {
+        t.borrow().iter().find_map(|(seen, kind)| match seen {
+            Value::List(s) if Arc::ptr_eq(s, l) => Some(*kind),
+            _ => None,
+        })
+    })
 }
 
 // ---- argument checks, worded as Go's reflection-based calls ----

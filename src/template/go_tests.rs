@@ -169,3 +169,41 @@ fn renders_on_many_threads_see_their_own_view() {
         assert_eq!(h.join().unwrap(), i.to_string());
     }
 }
+
+#[test]
+fn scopes_and_break_are_checked_at_load_like_gos_parser() {
+    for ok in [
+        r#"{{$x := 1}}{{if true}}{{$x = 2}}{{end}}{{$x}}"#,
+        r#"{{range $i, $v := getvs "/a/*"}}{{$i}}{{$v}}{{$}}{{end}}"#,
+        r#"{{range getvs "/a/*"}}{{if true}}{{break}}{{else}}{{continue}}{{end}}{{end}}"#,
+        r#"{{if $y := 1}}{{$z := 2}}{{else}}{{$y}}{{$z}}{{end}}"#,
+        r#"{{define "T"}}{{$}}{{$a := 1}}{{$a}}{{end}}{{template "T"}}"#,
+    ] {
+        assert!(
+            load("t.tmpl", ok).is_ok(),
+            "{ok}: {:?}",
+            load("t.tmpl", ok).err()
+        );
+    }
+    for (bad, want) in [
+        (
+            r#"{{with $x := 1}}{{end}}{{$x}}"#,
+            r#"1:26: undefined variable "$x""#,
+        ),
+        (
+            r#"{{$x := 1}}{{define "T"}}{{$x}}{{end}}"#,
+            r#"1:28: undefined variable "$x""#,
+        ),
+        (
+            r#"{{range getvs "/a"}}{{else}}{{break}}{{end}}"#,
+            "{{break}} outside {{range}}",
+        ),
+        (
+            r#"{{if false}}{{continue}}{{end}}"#,
+            "{{continue}} outside {{range}}",
+        ),
+    ] {
+        let err = load("t.tmpl", bad).unwrap_err();
+        assert!(err.contains(want), "{bad}: {err}");
+    }
+}

@@ -70,10 +70,10 @@ pub(crate) fn register(tera: &mut Tera) {
         join(list_arg(kw, "list")?, str_arg(kw, "sep")?)
     });
     func(tera, "toUpper", &["s"], |kw| {
-        Ok(str_arg(kw, "s")?.to_uppercase().into())
+        Ok(funcs::to_upper(str_arg(kw, "s")?).into())
     });
     func(tera, "toLower", &["s"], |kw| {
-        Ok(str_arg(kw, "s")?.to_lowercase().into())
+        Ok(funcs::to_lower(str_arg(kw, "s")?).into())
     });
     filter(tera, "base", &[], |v, _| {
         Ok(gopath::base(str_input(v)?).into())
@@ -91,10 +91,10 @@ pub(crate) fn register(tera: &mut Tera) {
     });
     // `join(sep=)` as a filter is Tera's built-in one, which already has this signature.
     filter(tera, "toUpper", &[], |v, _| {
-        Ok(str_input(v)?.to_uppercase().into())
+        Ok(funcs::to_upper(str_input(v)?).into())
     });
     filter(tera, "toLower", &[], |v, _| {
-        Ok(str_input(v)?.to_lowercase().into())
+        Ok(funcs::to_lower(str_input(v)?).into())
     });
 
     func(tera, "contains", &["s", "substr"], |kw| {

@@ -517,7 +517,7 @@ fn base64_and_parse_bool() {
     );
     assert_eq!(render("{{ base64Decode(s=\"aGVs\nbG8=\") }}", &[]), "hello");
     assert!(render_err(r#"{{ base64Decode(s="aGVsbG8") }}"#, &[])
-        .contains("base64Decode: invalid base64"));
+        .contains("base64Decode: illegal base64 data at input byte"));
     assert!(render_err(r#"{{ base64Decode(s="/w==") }}"#, &[]).contains("not UTF-8"));
     for t in ["1", "t", "T", "TRUE", "true", "True"] {
         assert_eq!(
