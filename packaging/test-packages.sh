@@ -78,7 +78,9 @@ wc -l <"$tmp/deb.conffiles" | xargs printf '%s conffiles\n'
 
 step "maintainer scripts and scriptlets follow the conventions (stub systemctl, deb-systemd-*)"
 mkdir -p "$tmp/stubs"
-for cmd in systemctl deb-systemd-helper deb-systemd-invoke; do
+# ln, mkdir, rm and rmdir too: the rpm scriptlets manage /usr/lib/reconfd/confd, and must not
+# touch this machine's files when run here.
+for cmd in systemctl deb-systemd-helper deb-systemd-invoke ln mkdir rm rmdir; do
     printf '#!/bin/sh\necho "%s $*" >>"$STUB_LOG"\nexit 0\n' "$cmd" >"$tmp/stubs/$cmd"
     chmod 755 "$tmp/stubs/$cmd"
 done
@@ -103,13 +105,14 @@ expect() {
 for s in POSTIN PREUN POSTUN; do
     rpm -qp --qf "%{$s}\n" "$rpm" 2>/dev/null >"$tmp/$s.sh"
 done
-expect "rpm %post, install" "$(run "$tmp/POSTIN.sh" 1)" "+systemctl --no-reload preset reconfd.service" "-start|restart"
-expect "rpm %post, upgrade" "$(run "$tmp/POSTIN.sh" 2)" "-."
+expect "rpm %post, install" "$(run "$tmp/POSTIN.sh" 1)" "+systemctl --no-reload preset reconfd.service" "-start|restart" \
+    "+ln -sfn /usr/bin/reconfd /usr/lib/reconfd/confd"
+expect "rpm %post, upgrade" "$(run "$tmp/POSTIN.sh" 2)" "-systemctl" "+ln -sfn /usr/bin/reconfd /usr/lib/reconfd/confd"
 expect "rpm %preun, erase" "$(run "$tmp/PREUN.sh" 0)" \
     "+systemctl --no-reload disable --now reconfd.service" "+systemctl stop reconfd@*.service"
 expect "rpm %preun, upgrade" "$(run "$tmp/PREUN.sh" 1)" "-."
 expect "rpm %postun, upgrade" "$(run "$tmp/POSTUN.sh" 1)" "+systemctl try-restart reconfd.service reconfd@*.service"
-expect "rpm %postun, erase" "$(run "$tmp/POSTUN.sh" 0)" "-restart"
+expect "rpm %postun, erase" "$(run "$tmp/POSTUN.sh" 0)" "-restart" "+rm -f /usr/lib/reconfd/confd"
 echo "rpm scriptlets: install, upgrade, erase OK"
 # The .deb's scripts act on units only where systemd runs (/run/systemd/system). Where it does
 # not, give them a private /run in a mount namespace that says it does.
@@ -175,6 +178,11 @@ $sudo dpkg -i "$deb" </dev/null >"$tmp/dpkg.log" 2>&1 || {
 [ "$(dpkg-query -W -f='${db:Status-Status}' reconfd)" = installed ] || fail "not installed"
 [ "$(reconfd --version)" = "reconfd $version" ] || fail "reconfd --version: $(reconfd --version)"
 echo "$(command -v reconfd): $(reconfd --version)"
+# The confd name: a symlink owned by the package, which runs confd's command line.
+[ "$(readlink -f /usr/lib/reconfd/confd)" = "$(readlink -f /usr/bin/reconfd)" ] ||
+    fail "/usr/lib/reconfd/confd is not a link to reconfd"
+dpkg -S /usr/lib/reconfd/confd >/dev/null || fail "/usr/lib/reconfd/confd is not owned by the package"
+/usr/lib/reconfd/confd -version | grep -q confd-compatible || fail "confd -version: $(/usr/lib/reconfd/confd -version)"
 # The example resource renders /etc/nginx/nginx.conf, so check wants /etc/nginx to exist (CI
 # installs nginx). Without it, check must report exactly that and nothing else.
 if [ -d /etc/nginx ]; then
@@ -235,6 +243,7 @@ echo "edit kept, $(dpkg-query -W -f='${Version}' reconfd) installed"
 
 step "dpkg -r keeps only the conffiles; dpkg -P leaves nothing"
 $sudo dpkg -r reconfd >/dev/null 2>&1 || fail "dpkg -r"
+[ ! -e /usr/lib/reconfd/confd ] && [ ! -L /usr/lib/reconfd/confd ] || fail "dpkg -r left /usr/lib/reconfd/confd"
 [ "$(dpkg-query -W -f='${db:Status-Status}' reconfd)" = config-files ] || fail "not in config-files state after dpkg -r"
 while read -r _ path; do
     case "$path" in /etc/*) continue ;; esac

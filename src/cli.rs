@@ -1,6 +1,7 @@
 //! The command line: subcommands and the global options that override the config file.
 //! Definitions only; `main` dispatches and [`GlobalArgs::overrides`] hands the values on.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -129,6 +130,21 @@ pub enum Command {
         /// What to do with the stored password.
         #[command(subcommand)]
         action: CredentialsAction,
+    },
+    /// Run with confd's command line, confd.toml and /etc/confd tree.
+    #[command(
+        disable_help_flag = true,
+        disable_version_flag = true,
+        long_about = crate::confd::flags::about()
+    )]
+    Confd {
+        /// confd's flags, passed through verbatim (see `reconfd confd -h`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CONFD_FLAGS"
+        )]
+        args: Vec<OsString>,
     },
     /// Render one template from a data file, without etcd, to stdout.
     Render {

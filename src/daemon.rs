@@ -56,9 +56,31 @@ impl Source {
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
-    let settings = match crate::cmd::settings(&overrides) {
+    let settings = move || {
+        Settings::assemble(&overrides).map_err(|d| d.iter().map(ToString::to_string).collect())
+    };
+    run_with(settings, source, noop, false).await
+}
+
+/// [`run`] with the settings from `settings`, which is called at start and again on every
+/// SIGHUP (`reconfd confd` reads confd.toml there); its errors are one line each.
+/// `sync_only` installs files without running `check_cmd` or `reload_cmd` (confd's
+/// `-sync-only`).
+pub async fn run_with(
+    settings: impl Fn() -> Result<Settings, Vec<String>>,
+    source: Source,
+    noop: bool,
+    sync_only: bool,
+) -> u8 {
+    let load_settings = settings;
+    let settings = match load_settings() {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("{e}");
+            }
+            return exit::CONFIG;
+        }
     };
     // A bad TLS or password file is the operator's to fix: say so and stop, instead of
     // retrying forever (the unit does not restart on exit 78).
@@ -89,7 +111,8 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
     let mut watchdog_tick =
         tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |w| w / 2));
     loop {
-        let mut generation = Generation::start(&settings, &resources, source, noop, &owed);
+        let mut generation =
+            Generation::start(&settings, &resources, source, (noop, sync_only), &owed);
         let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
         let mut ready = resources.is_empty();
         let mut last_status = String::new();
@@ -149,7 +172,7 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
         }
         notify::reloading();
         info!("SIGHUP: loading the configuration again");
-        let assembled = match Settings::assemble(&overrides) {
+        let assembled = match load_settings() {
             Ok(new) => match etcd::preflight(&new.etcd).await {
                 Ok(()) => Ok(new),
                 Err(e) => Err(vec![crate::diag::Diagnostic::file(
@@ -157,7 +180,8 @@ pub async fn run(overrides: Overrides, source: Source, noop: bool) -> u8 {
                         .as_deref()
                         .unwrap_or(std::path::Path::new("<command line>")),
                     e.to_string(),
-                )]),
+                )
+                .to_string()]),
             },
             Err(errs) => Err(errs),
         };
@@ -242,6 +266,9 @@ fn load(
     previous: &BTreeMap<PathBuf, Arc<Prepared>>,
 ) -> BTreeMap<PathBuf, Arc<Prepared>> {
     let loaded = resource::load_all(settings);
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
     for e in &loaded.errors {
         error!("{e}");
     }
@@ -291,7 +318,7 @@ impl Generation {
         settings: &Settings,
         resources: &BTreeMap<PathBuf, Arc<Prepared>>,
         source: Source,
-        noop: bool,
+        (noop, sync_only): (bool, bool),
         owed: &Owed,
     ) -> Self {
         let cancel = CancellationToken::new();
@@ -324,6 +351,7 @@ impl Generation {
                 permits: permits.clone(),
                 status: status_tx.clone(),
                 noop,
+                sync_only,
                 owed: owed.clone(),
             };
             let span = info_span!("resource", reconfd.resource = %p.resource.name);
@@ -364,6 +392,8 @@ struct Actor {
     /// keeps STATUS= current.
     status: mpsc::UnboundedSender<(String, Status)>,
     noop: bool,
+    /// Install without running `check_cmd` or `reload_cmd` (`reconfd confd -sync-only`).
+    sync_only: bool,
     /// Shared with the supervisor: destinations installed whose reload has not succeeded yet.
     owed: Owed,
 }
@@ -458,6 +488,7 @@ impl Actor {
         let mut permit = || batcher.reload_permit(Instant::now().into_std());
         let mut options = crate::install::Options {
             noop: self.noop,
+            sync_only: self.sync_only,
             reload_owed: *reload_owed,
             permit: if p.resource.reload_cmd.is_some() {
                 Some(&mut permit)

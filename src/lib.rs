@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`cli`]: command-line definitions; [`cmd`]: one module per subcommand.
+//! - [`confd`]: confd's command line and confd.toml (`reconfd confd`).
 //! - [`config`]: the daemon config file and overrides, validated into [`config::Settings`].
 //! - [`resource`]: template resources from `<confdir>/conf.d/*.toml`.
 //! - [`etcd`]: connecting and reading every watched key at one revision.
@@ -21,6 +22,7 @@
 pub mod batch;
 pub mod cli;
 pub mod cmd;
+pub mod confd;
 pub mod config;
 pub mod daemon;
 pub mod diag;

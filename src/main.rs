@@ -8,6 +8,12 @@ use reconfd::cli::{Cli, Command};
 use reconfd::{cmd, daemon, exit, logging};
 
 fn main() -> ExitCode {
+    // confd's command line is Go flag syntax, which clap cannot read: `reconfd confd ...` and
+    // a binary named `confd` go straight to its own parser.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((prog, confd_args)) = reconfd::confd::confd_args(&args) {
+        return ExitCode::from(cmd::confd::run(prog, confd_args));
+    }
     let cli = Cli::parse();
     let overrides = cli.global.overrides();
     // The level may come from the config file; errors in the file are reported by the
@@ -35,7 +41,7 @@ fn main() -> ExitCode {
             dry_run: *dry_run,
             force: *force,
         }),
-        Command::Once => runtime().block_on(cmd::once::run(&overrides, cli.global.noop)),
+        Command::Once => cmd::runtime().block_on(cmd::once::run(&overrides, cli.global.noop)),
         Command::Run { interval } => {
             let source = match interval {
                 Some(0) => {
@@ -45,15 +51,14 @@ fn main() -> ExitCode {
                 Some(secs) => daemon::Source::Poll(std::time::Duration::from_secs(*secs)),
                 None => daemon::Source::Watch,
             };
-            runtime().block_on(daemon::run(overrides, source, cli.global.noop))
+            cmd::runtime().block_on(daemon::run(overrides, source, cli.global.noop))
+        }
+        // Only reached with reconfd options before `confd` (`reconfd confd ...` went to
+        // confd's parser above): they cannot apply to confd's command line.
+        Command::Confd { .. } => {
+            eprintln!("reconfd's own options do not apply to `reconfd confd`; give only confd's flags, after `confd`");
+            exit::USAGE
         }
     };
     ExitCode::from(code)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("cannot start the tokio runtime")
 }

@@ -1,6 +1,9 @@
 //! Template resources: `<confdir>/conf.d/*.toml`, each one `[template]` table with confd's
 //! fields plus reconfd's own. Loading collects per-file problems (file and line) and keeps
 //! going, so one broken resource never hides or stops the others.
+//!
+//! Two [`Dialect`]s: reconfd's own (flat `conf.d/*.toml`, unknown keys are errors) and
+//! confd's (`reconfd confd`: conf.d walked recursively, unknown keys are warnings).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,30 +104,49 @@ pub struct Loaded {
     pub errors: Vec<Diagnostic>,
     /// Names of resource files that had errors, so callers can count them as failed.
     pub failed: Vec<PathBuf>,
+    /// Things that do not stop a resource: keys the confd dialect ignores.
+    pub warnings: Vec<Diagnostic>,
 }
 
-/// Reads every `*.toml` in `<confdir>/conf.d`, in file-name order.
+/// Which rules resource files are read by ([`Settings::dialect`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// `reconfd run/once/check`: `<confdir>/conf.d/*.toml`, not recursive; an unknown key is
+    /// an error, so a typo like `relaod_cmd` cannot go unnoticed.
+    #[default]
+    Reconfd,
+    /// `reconfd confd`, as confd reads conf.d: walked recursively (symlinked directories are
+    /// not followed), every file whose name ends in `toml` (confd's glob `*toml`, no dot
+    /// needed); an unknown key is a warning with its line (confd ignores it silently), and
+    /// keys match case-insensitively, as Go's TOML decoder matches them to confd's fields.
+    /// The resource's name is its path under conf.d without `.toml` (`sub/app`), so files
+    /// of the same name in different directories stay apart.
+    Confd,
+}
+
+/// Reads every resource file in `<confdir>/conf.d` (which ones: see [`Dialect`]), in
+/// file-name order.
 pub fn load_all(settings: &Settings) -> Loaded {
     let dir = settings.confdir.join("conf.d");
     let mut loaded = Loaded::default();
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-            .collect(),
-        Err(e) => {
-            loaded.errors.push(Diagnostic::file(
-                &dir,
-                format!("cannot read resource directory: {e}"),
-            ));
-            loaded.failed.push(dir);
+    let mut files = Vec::new();
+    if let Err(e) = find_files(&dir, settings.dialect, &mut files) {
+        loaded.errors.push(e);
+        loaded.failed.push(dir.clone());
+        if files.is_empty() {
             return loaded;
         }
-    };
+    }
     files.sort();
     for file in files {
-        match load_one(settings, &file) {
-            Ok(r) => loaded.resources.push(r),
+        match load_file(settings, &file, &mut loaded.warnings) {
+            Ok(mut r) => {
+                if settings.dialect == Dialect::Confd {
+                    let rel = file.strip_prefix(&dir).unwrap_or(&file).to_string_lossy();
+                    r.name = rel.strip_suffix(".toml").unwrap_or(&rel).to_owned();
+                }
+                loaded.resources.push(r)
+            }
             Err(errs) => {
                 loaded.errors.extend(errs);
                 loaded.failed.push(file);
@@ -134,12 +156,52 @@ pub fn load_all(settings: &Settings) -> Loaded {
     loaded
 }
 
+/// Collects the resource files under `dir` into `out`; the first directory that cannot be
+/// read is the error (the files found elsewhere are still collected).
+fn find_files(dir: &Path, dialect: Dialect, out: &mut Vec<PathBuf>) -> Result<(), Diagnostic> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Diagnostic::file(dir, format!("cannot read resource directory: {e}")))?;
+    let mut result = Ok(());
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        match dialect {
+            Dialect::Reconfd => {
+                if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
+                    out.push(path);
+                }
+            }
+            Dialect::Confd => {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let sub = find_files(&path, dialect, out);
+                    result = result.and(sub);
+                } else if entry.file_name().as_encoded_bytes().ends_with(b"toml") && path.is_file()
+                {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    result
+}
+
 /// Reads and validates one resource file, reporting every problem in it.
 pub fn load_one(settings: &Settings, file: &Path) -> Result<Resource, Vec<Diagnostic>> {
+    load_file(settings, file, &mut Vec::new())
+}
+
+/// [`load_one`], adding what the dialect only warns about to `warnings`.
+fn load_file(
+    settings: &Settings,
+    file: &Path,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Resource, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| vec![Diagnostic::file(file, format!("cannot read resource: {e}"))])?;
-    let raw: RawFile =
-        toml::from_str(&text).map_err(|e| vec![Diagnostic::from_toml(file, &text, &e)])?;
+    let raw: RawFile = match settings.dialect {
+        Dialect::Reconfd => toml::from_str(&text),
+        Dialect::Confd => parse_leniently(file, &text, warnings),
+    }
+    .map_err(|e| vec![Diagnostic::from_toml(file, &text, &e)])?;
     let t = raw.template.get_ref();
     let table_at = raw.template.span().start;
     let mut errs = Vec::new();
@@ -271,6 +333,89 @@ pub fn load_one(settings: &Settings, file: &Path) -> Result<Resource, Vec<Diagno
         reload_timeout: t.reload_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
         batch,
     })
+}
+
+/// Parses a resource file as confd does: keys outside `[template]` and keys it does not
+/// know are dropped with a warning, and a key matches a field case-insensitively (Go's TOML
+/// decoder does that). What remains goes through the same typed checks as reconfd's own.
+fn parse_leniently(
+    file: &Path,
+    text: &str,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<RawFile, toml::de::Error> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text)?;
+    let span = doc.span();
+    let fields = struct_fields::<RawTemplate>();
+    let mut found = Vec::new();
+    let mut warn = |at: usize, what: String| {
+        found.push(Diagnostic::at(
+            file,
+            text,
+            at,
+            format!("{what} ignored (confd ignores it; `reconfd run` would reject it)"),
+        ))
+    };
+    let mut root = DeTable::new();
+    for (key, mut value) in doc.into_inner() {
+        if !key.get_ref().eq_ignore_ascii_case("template") {
+            warn(
+                key.span().start,
+                format!("unknown table or key `{}`", key.get_ref()),
+            );
+            continue;
+        }
+        if let DeValue::Table(table) = value.get_mut() {
+            for (k, v) in std::mem::take(table) {
+                match fields.iter().find(|f| f.eq_ignore_ascii_case(k.get_ref())) {
+                    Some(f) => {
+                        table.insert(Spanned::new(k.span(), (*f).into()), v);
+                    }
+                    None => warn(
+                        k.span().start,
+                        format!("unknown key `{}` in [template]", k.get_ref()),
+                    ),
+                }
+            }
+        }
+        root.insert(Spanned::new(key.span(), "template".into()), value);
+    }
+    // The table is ordered by key; report in file order.
+    found.sort_by_key(|d| d.line);
+    warnings.extend(found);
+    RawFile::deserialize(toml::de::Deserializer::from(Spanned::new(span, root)))
+}
+
+/// The field names serde's derive gives `T`: the keys its table may hold. Asked of serde
+/// rather than listed here, so a field added to [`RawTemplate`] is known at once.
+fn struct_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
 }
 
 /// Resolves `owner`/`uid` (or `group`/`gid`): at most one of the pair, names looked up.
@@ -464,5 +609,97 @@ check_timeout = "5s"
         );
         assert_eq!(l.errors.len(), 1);
         assert_eq!(l.failed.len(), 1);
+    }
+
+    /// `reconfd confd` reads conf.d as confd does; `reconfd run` keeps its strict rules.
+    #[test]
+    fn confd_dialect_walks_subdirectories_and_warns_about_unknown_keys() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("conf.d/sub/deeper")).unwrap();
+        write(
+            d.path(),
+            "top.toml",
+            "[template]\nsrc = \"a.tmpl\"\ndest = \"/a\"\nkeys = [\"/a\"]\n",
+        );
+        write(
+            d.path(),
+            "sub/app.toml",
+            "# confd's own fields, in confd's spelling\n[template]\nSrc = \"app.tmpl\"\ndest = \"/app\"\nkeys = [\"/app\"]\nmode = \"0640\"\nfrobnicate = true\n\n[other]\nx = 1\n",
+        );
+        write(
+            d.path(),
+            "sub/deeper/nodot-toml",
+            "[template]\nsrc = \"n\"\ndest = \"/n\"\nkeys = [\"/n\"]\n",
+        );
+        write(d.path(), "sub/ignored.txt", "not a resource");
+        let mut s = settings(d.path(), "");
+        s.dialect = Dialect::Confd;
+        let l = load_all(&s);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        let names: Vec<&str> = l.resources.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, vec!["sub/app", "sub/deeper/nodot-toml", "top"]);
+        let app = &l.resources[0];
+        assert_eq!(app.src, d.path().join("templates/app.tmpl"));
+        assert_eq!(app.mode, Some(0o640));
+        let w: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+        let file = d.path().join("conf.d/sub/app.toml");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with(&format!(
+                "{}:7: unknown key `frobnicate` in [template] ignored",
+                file.display()
+            )),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with(&format!(
+                "{}:9: unknown table or key `other`",
+                file.display()
+            )),
+            "{w:?}"
+        );
+        // Values are still checked, with their line.
+        write(
+            d.path(),
+            "sub/bad.toml",
+            "[template]\nsrc = \"b\"\ndest = \"/b\"\nkeys = [\"/b\"]\nunknown = 1\nmode = \"rw\"\n",
+        );
+        let l = load_all(&s);
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        assert_eq!(l.errors[0].line, Some(6), "{}", l.errors[0]);
+
+        // reconfd's dialect: conf.d/*.toml only, unknown keys are errors.
+        s.dialect = Dialect::Reconfd;
+        let l = load_all(&s);
+        assert_eq!(l.resources.len(), 1, "{:?}", l.resources);
+        assert!(l.errors.is_empty() && l.warnings.is_empty());
+        write(
+            d.path(),
+            "strict.toml",
+            "[template]\nsrc = \"s\"\ndest = \"/s\"\nkeys = [\"/s\"]\nfrobnicate = 1\n",
+        );
+        let l = load_all(&s);
+        assert!(
+            l.errors[0].message.contains("unknown field `frobnicate`"),
+            "{:?}",
+            l.errors
+        );
+    }
+
+    #[test]
+    fn struct_fields_lists_every_template_key() {
+        let fields = struct_fields::<RawTemplate>();
+        for f in [
+            "src",
+            "dest",
+            "keys",
+            "prefix",
+            "mode",
+            "check_cmd",
+            "reload_cmd",
+            "debounce",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
     }
 }

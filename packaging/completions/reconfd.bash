@@ -19,6 +19,9 @@ _reconfd() {
             reconfd,check)
                 cmd="reconfd__subcmd__check"
                 ;;
+            reconfd,confd)
+                cmd="reconfd__subcmd__confd"
+                ;;
             reconfd,credentials)
                 cmd="reconfd__subcmd__credentials"
                 ;;
@@ -47,7 +50,7 @@ _reconfd() {
 
     case "${cmd}" in
         reconfd)
-            opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format --help --version run once check credentials render migrate"
+            opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format --help --version run once check credentials confd render migrate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +113,68 @@ _reconfd() {
             ;;
         reconfd__subcmd__check)
             opts="-h -V --config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --confdir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-target)
+                    COMPREPLY=($(compgen -W "auto journald stderr" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reconfd__subcmd__confd)
+            opts="--config --confdir --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --noop --log-level --log-target --log-format"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -46,6 +46,7 @@ complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "run" -d 'Run as a d
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "once" -d 'Render every resource once from one consistent read of etcd, then exit (non-zero if any resource failed)'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "check" -d 'Validate the config, every resource and every template without contacting etcd'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "credentials" -d 'Store or remove the etcd password of --username (or etcd.username) in the system keyring, for `password_keyring = true`. The keyring is the Secret Service of a user session; a system service has none and should use a systemd credential instead'
+complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "confd" -d 'Run with confd\'s command line, confd.toml and /etc/confd tree'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "render" -d 'Render one template from a data file, without etcd, to stdout'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "migrate" -d 'Convert a confd tree into a reconfd tree, templates to Tera where that is exact'
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l interval -d 'Re-read etcd every SECS seconds instead of watching it (confd\'s interval mode)' -r
@@ -159,6 +160,22 @@ json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l username -d 'etcd username; setting it turns authentication on' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l password-file -d 'File holding the etcd password' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l cert-file -d 'PEM client certificate' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l key-file -d 'PEM client key' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
+journald\t'The journal\'s native protocol, with structured fields'
+stderr\t'Standard error'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
+json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l template -d 'The template; `.tmpl` files are confd Go templates, anything else is Tera' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l data -d 'Flat mapping of full keys to string values, in JSON, TOML or YAML (by extension)' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F

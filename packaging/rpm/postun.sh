@@ -8,6 +8,8 @@ fi
 # assets), so rpm leaves them behind: remove them on erase, but only when empty, so the
 # operator's own files (and the directories holding them) stay.
 if [ "$1" -eq 0 ]; then
+    rm -f /usr/lib/reconfd/confd
+    rmdir /usr/lib/reconfd 2>/dev/null || :
     for d in /etc/reconfd/conf.d /etc/reconfd/templates /etc/reconfd /usr/share/doc/reconfd; do
         rmdir "$d" 2>/dev/null || :
     done

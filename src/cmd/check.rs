@@ -35,7 +35,7 @@ pub fn run(o: &Overrides) -> u8 {
 pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec<Diagnostic>) {
     let loaded = resource::load_all(settings);
     let mut problems = loaded.errors;
-    let mut warnings = Vec::new();
+    let mut warnings = loaded.warnings;
     let config = settings
         .config_file
         .clone()

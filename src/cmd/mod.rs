@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub mod check;
+pub mod confd;
 pub mod credentials;
 pub mod migrate;
 pub mod once;
@@ -17,4 +18,12 @@ pub fn settings(o: &Overrides) -> Result<Settings, u8> {
         }
         exit::CONFIG
     })
+}
+
+/// The runtime `once`, `run` and `confd` run on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime")
 }

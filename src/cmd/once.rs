@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tracing::{error, warn};
 
-use crate::config::Overrides;
+use crate::config::{Overrides, Settings};
 use crate::install::Outcome;
 use crate::reconcile::Prepared;
 use crate::resource;
@@ -20,8 +20,17 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let loaded = resource::load_all(&settings);
+    run_with(&settings, noop, false).await
+}
+
+/// [`run`] with settings already assembled; `sync_only` installs without running
+/// `check_cmd` or `reload_cmd` (`reconfd confd -onetime -sync-only`).
+pub async fn run_with(settings: &Settings, noop: bool, sync_only: bool) -> u8 {
+    let loaded = resource::load_all(settings);
     let mut failed = loaded.failed.len();
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
     for e in &loaded.errors {
         error!("{e}");
     }
@@ -92,7 +101,12 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
-            (i, p.reconcile(view, noop).await)
+            let mut options = crate::install::Options {
+                noop,
+                sync_only,
+                ..Default::default()
+            };
+            (i, p.reconcile_with(view, &mut options).await)
         });
     }
     let mut results = Vec::new();

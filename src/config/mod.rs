@@ -65,6 +65,10 @@ pub struct Settings {
     pub batch: BatchSettings,
     /// Log level filter (`info` unless set).
     pub log_level: String,
+    /// How resource files are found and read: reconfd's strict rules, or confd's under
+    /// `reconfd confd`. It travels with the settings so `once`, the daemon and its SIGHUP
+    /// reload all read conf.d the same way.
+    pub dialect: crate::resource::Dialect,
 }
 
 /// How to reach etcd.
@@ -74,6 +78,10 @@ pub struct EtcdSettings {
     pub endpoints: Vec<String>,
     /// Set when authentication is wanted.
     pub username: Option<String>,
+    /// A password already in memory (`reconfd confd`'s `-password` or confd.toml); when
+    /// set it is the only source consulted. Never read from reconfd.toml or the
+    /// environment, and its `Debug` is redacted.
+    pub password: Option<crate::etcd::credentials::Password>,
     /// Password file; the first password source consulted (see [`crate::etcd::credentials`]).
     pub password_file: Option<PathBuf>,
     /// systemd credential name; the second source.
@@ -142,6 +150,17 @@ impl Settings {
                 )])
             }
         };
+        Self::from_raw(raw, config_file, o)
+    }
+
+    /// Validates `raw` (the config file `config_file` as read, or nothing) with the
+    /// overrides applied. [`Settings::assemble`] without the reading; `reconfd confd`, which
+    /// reads confd.toml instead, calls it with an empty `raw`.
+    pub fn from_raw(
+        raw: RawConfig,
+        config_file: Option<PathBuf>,
+        o: &Overrides,
+    ) -> Result<Settings, Vec<Diagnostic>> {
         let file = config_file
             .clone()
             .unwrap_or_else(|| PathBuf::from("<command line>"));
@@ -277,6 +296,7 @@ impl Settings {
             etcd: EtcdSettings {
                 endpoints,
                 username,
+                password: None,
                 password_file,
                 password_credential,
                 password_keyring,
@@ -286,6 +306,7 @@ impl Settings {
             },
             batch,
             log_level,
+            dialect: crate::resource::Dialect::Reconfd,
         })
     }
 

@@ -3,6 +3,9 @@
 //! Sources, consulted in this order; the first one *configured* is used and the others are
 //! ignored (`reconfd check` warns about that):
 //!
+//! 0. Under `reconfd confd` only: the password confd's `-password` flag or confd.toml gave,
+//!    held in memory as a [`Password`] ([`EtcdSettings::password`]). It is handed to the etcd
+//!    client like the others and never put into the environment, so commands never see it.
 //! 1. `password_file` (`--password-file`): a file readable by its owner only. One trailing
 //!    newline is not part of the password.
 //! 2. `password_credential = "NAME"`: a systemd credential, `$CREDENTIALS_DIRECTORY/NAME`, as
@@ -11,7 +14,8 @@
 //!    service `reconfd`, account = the username. `reconfd credentials set` stores it there.
 //! 4. The environment variable `RECONFD_ETCD_PASSWORD` (same newline rule).
 //!
-//! The password is never taken from the command line (where `ps` shows it), and it only ever
+//! reconfd's own options never take the password from the command line (where `ps` shows
+//! it; `reconfd confd -password` does, for confd's sake, and warns), and it only ever
 //! lives in a [`Password`], whose `Debug` prints `<redacted>` and which has no `Display`, so
 //! it cannot reach a log line, an error message or a diff by accident. Errors here name the
 //! user and the source, never the content.
@@ -58,6 +62,8 @@ impl fmt::Debug for Password {
 /// One place a password can come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// [`EtcdSettings::password`]: given to `reconfd confd` (`-password` or confd.toml).
+    Given,
     /// `password_file`
     File(PathBuf),
     /// `password_credential`: the credential's name.
@@ -71,6 +77,7 @@ pub enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Source::Given => f.write_str("the confd -password flag or confd.toml"),
             Source::File(p) => write!(f, "password file {}", p.display()),
             Source::Credential(name) => write!(f, "systemd credential {name:?}"),
             Source::Keyring => write!(f, "the system keyring (service {KEYRING_SERVICE:?})"),
@@ -118,6 +125,9 @@ pub enum CredentialError {
 /// always last (and always "configured": it is the fallback).
 pub fn sources(settings: &EtcdSettings) -> Vec<Source> {
     let mut out = Vec::new();
+    if settings.password.is_some() {
+        out.push(Source::Given);
+    }
     if let Some(p) = &settings.password_file {
         out.push(Source::File(p.clone()));
     }
@@ -148,6 +158,10 @@ pub fn password(settings: &EtcdSettings, user: &str) -> Result<Password, Credent
         why,
     };
     let text = match &source {
+        Source::Given => match &settings.password {
+            Some(p) => p.0.clone(),
+            None => String::new(),
+        },
         Source::File(path) => read_secret_file(path, user, true)?,
         Source::Credential(name) => {
             let dir = std::env::var_os(CREDENTIALS_DIRECTORY).ok_or_else(|| {
@@ -215,7 +229,7 @@ pub fn check(settings: &EtcdSettings) -> (Vec<String>, Vec<String>) {
         },
         // The keyring and the environment belong to the process that will run; `check`
         // may run elsewhere (another user, no session), so they are not probed.
-        Source::Keyring | Source::Env => {}
+        Source::Given | Source::Keyring | Source::Env => {}
     }
     (problems, warnings)
 }
@@ -342,6 +356,7 @@ mod tests {
         EtcdSettings {
             endpoints: vec!["http://127.0.0.1:2379".into()],
             username: Some("reconfd".into()),
+            password: None,
             password_file: None,
             password_credential: None,
             password_keyring: false,
@@ -414,6 +429,19 @@ mod tests {
         s.password_file = Some(d.path().join("nope"));
         let e = password(&s, "reconfd").unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("\"reconfd\""), "{e}");
+    }
+
+    #[test]
+    fn a_given_password_comes_first_and_is_never_shown() {
+        let mut s = settings();
+        s.password_file = Some("/p".into());
+        s.password = Some(Password::new("hunter2".into()));
+        assert_eq!(source(&s), Source::Given);
+        assert_eq!(password(&s, "reconfd").unwrap().expose(), "hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        s.password = Some(Password::new(String::new()));
+        let e = password(&s, "reconfd").unwrap_err().to_string();
+        assert!(e.contains("empty") && e.contains("-password"), "{e}");
     }
 
     #[test]

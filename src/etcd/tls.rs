@@ -261,6 +261,7 @@ mod tests {
         EtcdSettings {
             endpoints: vec!["https://127.0.0.1:2379".into()],
             username: None,
+            password: None,
             password_file: None,
             password_credential: None,
             password_keyring: false,

@@ -320,6 +320,10 @@ pub async fn install(
 pub struct Options<'a> {
     /// Stage and check only; never rename or reload.
     pub noop: bool,
+    /// Install without running `check_cmd` or `reload_cmd` (confd's `-sync-only`): the
+    /// files are kept in line while the services are left alone, e.g. when provisioning an
+    /// image. A reload owed from before is not run either, and no reload budget is spent.
+    pub sync_only: bool,
     /// A previous install succeeded but its reload failed: run `reload_cmd` even when the
     /// file is already right.
     pub reload_owed: bool,
@@ -337,6 +341,7 @@ pub async fn install_with(
     options: &mut Options<'_>,
 ) -> Result<Outcome, InstallError> {
     let noop = options.noop;
+    let sync_only = options.sync_only;
     let dest = spec.dest.as_path();
     let prepared = blocking(dest, {
         let spec = spec.clone();
@@ -351,7 +356,9 @@ pub async fn install_with(
     }) = prepared
     else {
         tracing::debug!("in sync");
-        if let (true, false, Some(reload)) = (options.reload_owed, noop, &hooks.reload) {
+        if let (true, false, false, Some(reload)) =
+            (options.reload_owed, noop, sync_only, &hooks.reload)
+        {
             command::run_logged(name, "reload_cmd", reload, dest, dest, hooks.reload_timeout)
                 .await
                 .map_err(|error| InstallError::Reload {
@@ -363,7 +370,7 @@ pub async fn install_with(
         return Ok(Outcome::Unchanged);
     };
 
-    if let Some(check) = &hooks.check {
+    if let Some(check) = hooks.check.as_ref().filter(|_| !sync_only) {
         let result = command::run_logged(
             name,
             "check_cmd",
@@ -384,7 +391,7 @@ pub async fn install_with(
 
     // Asked only for a file that changes and passed its check, so a render the check
     // rejects does not spend a reload.
-    if let (false, Some(permit)) = (noop, options.permit.as_mut()) {
+    if let (false, false, Some(permit)) = (noop, sync_only, options.permit.as_mut()) {
         if let Err(until) = permit() {
             drop(staged);
             tracing::info!("reload limit reached; install deferred");
@@ -411,7 +418,7 @@ pub async fn install_with(
         "installed"
     );
 
-    let reloaded = match &hooks.reload {
+    let reloaded = match hooks.reload.as_ref().filter(|_| !sync_only) {
         Some(reload) => {
             command::run_logged(name, "reload_cmd", reload, dest, dest, hooks.reload_timeout)
                 .await
@@ -866,6 +873,51 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, InstallError::Check { .. }));
         assert!(others(dir.path(), &[]).is_empty());
+    }
+
+    /// confd's `-sync-only`: the file is installed, but neither command runs, an owed reload
+    /// stays owed and the reload budget is not asked.
+    #[tokio::test]
+    async fn sync_only_installs_without_running_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("app.conf");
+        fs::write(&dest, b"old\n").unwrap();
+        let (checked, reloaded) = (dir.path().join("checked"), dir.path().join("reloaded"));
+        let h = hooks(
+            Some(&format!("touch {}; exit 1", checked.display())),
+            Some(&format!("touch {}", reloaded.display())),
+        );
+        let mut asked = 0;
+        let mut permit = || {
+            asked += 1;
+            Ok(())
+        };
+        let mut options = Options {
+            sync_only: true,
+            reload_owed: true,
+            permit: Some(&mut permit),
+            ..Options::default()
+        };
+        let out = install_with("app", &spec(&dest), &h, b"new\n", &mut options)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            Outcome::Installed {
+                changes: vec![Change::Content],
+                reloaded: false
+            }
+        );
+        assert_eq!(fs::read(&dest).unwrap(), b"new\n");
+        // In sync now: the owed reload is not run either.
+        let out = install_with("app", &spec(&dest), &h, b"new\n", &mut options)
+            .await
+            .unwrap();
+        assert_eq!(out, Outcome::Unchanged);
+        assert_eq!(asked, 0);
+        assert!(!checked.exists(), "check_cmd ran under sync_only");
+        assert!(!reloaded.exists(), "reload_cmd ran under sync_only");
+        assert!(others(dir.path(), &["app.conf"]).is_empty());
     }
 
     #[tokio::test]

@@ -22,6 +22,10 @@ use crate::store::KvView;
 /// The hidden function the position markers call.
 const AT: &str = "__reconfd_at";
 
+/// The hidden function every `{{range}}` pipeline ends in: confd is built with Go 1.19, whose
+/// `range` cannot iterate over an integer (gotmpl follows Go 1.22, which counts).
+const RANGEABLE: &str = "__reconfd_rangeable";
+
 /// Go's built-in template functions (text/template `builtins()`).
 const BUILTINS: &[&str] = &[
     "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
@@ -62,6 +66,11 @@ impl GoTemplate {
                     LAST_AT.with(|c| c.set(usize::try_from(*at).ok()));
                 }
                 Ok(Value::String("".into()))
+            })
+            .func(RANGEABLE, |args: &[Value]| match args.last() {
+                Some(Value::Int(n)) => Err(GoError::Exec(format!("range can't iterate over {n}"))),
+                Some(v) => Ok(v.clone()),
+                None => Ok(Value::Nil),
             })
             .parse(source)
             .map_err(|e| e.to_string())?;
@@ -278,7 +287,14 @@ fn instrument(list: ListNode) -> ListNode {
         nodes.push(match node {
             Node::List(l) => Node::List(instrument(l)),
             Node::If(b) => Node::If(instrument_branch(b)),
-            Node::Range(b) => Node::Range(instrument_branch(b)),
+            Node::Range(mut b) => {
+                let pos = b.pipe.pos;
+                b.pipe.commands.push(CommandNode {
+                    pos,
+                    args: vec![Expr::Identifier(pos, RANGEABLE.into())],
+                });
+                Node::Range(instrument_branch(b))
+            }
             Node::With(b) => Node::With(instrument_branch(b)),
             other => other,
         });
