@@ -100,6 +100,7 @@ fn confd_tree(root: &Path) -> (PathBuf, PathBuf) {
         ),
     );
     write(&from.join("conf.d/README"), "not a resource\n");
+    write(&from.join("confd.toml"), "backend = \"etcdv3\"\n");
     write(&from.join("templates/nginx.tmpl"), NGINX_TMPL);
     write(&from.join("templates/app.tmpl"), APP_TMPL);
     write(
@@ -168,6 +169,10 @@ fn migrates_a_confd_tree_and_check_accepts_it() {
         "{report}"
     );
     assert!(report.contains("dropped `foo` (line 7)"), "{report}");
+    assert!(
+        report.contains("confd.toml (the daemon's settings) is not migrated"),
+        "{report}"
+    );
     assert!(
         report.contains(
             "3 resource(s): 2 translated to Tera, 1 kept as Go templates, 0 not migrated"

@@ -72,6 +72,9 @@ pub fn format_report(report: &Report, dry_run: bool) -> String {
             blocked += 1;
         }
     }
+    for n in &report.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
     let _ = write!(
         out,
         "{} resource(s): {translated} translated to Tera, {kept} kept as Go templates, \

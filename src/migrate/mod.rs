@@ -52,6 +52,8 @@ pub enum UsageError {
 pub struct Report {
     /// Per resource.
     pub entries: Vec<Entry>,
+    /// About the tree as a whole, one line each.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -138,6 +140,14 @@ pub fn migrate(opts: &Options) -> Result<Report, UsageError> {
     walk(&confd_dir, &mut files);
 
     let mut report = Report::default();
+    let confd_toml = opts.from.join("confd.toml");
+    if confd_toml.is_file() {
+        report.notes.push(format!(
+            "{} (the daemon's settings) is not migrated: reconfd confd reads it as it is; \
+             for reconfd run, write reconfd.toml (docs/migrating-from-confd.md)",
+            confd_toml.display()
+        ));
+    }
     let mut taken: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut templates: BTreeMap<PathBuf, MigratedTemplate> = BTreeMap::new();
     // Output template path → the confd template it holds.
