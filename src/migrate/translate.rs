@@ -99,6 +99,8 @@ pub fn translate(src: &str) -> Outcome {
             "{{define}} and {{block}} (named templates) are not translated".into(),
         ));
     }
+    let mut assigned = HashSet::new();
+    collect_assigned(&tree, &mut assigned);
     let mut tx = Tx {
         src,
         texts,
@@ -107,6 +109,7 @@ pub fn translate(src: &str) -> Outcome {
         scopes: vec![Vec::new()],
         names: HashSet::new(),
         depth: 0,
+        assigned,
     };
     if let Err(r) = tx.run(&tree) {
         return Outcome::Refused(r);
@@ -211,6 +214,8 @@ struct Val {
     strict: bool,
     /// A plain variable (its list may be seen again elsewhere).
     var: bool,
+    /// A Go variable that some `$x = ...` assigns: it may change under whoever shares it.
+    mutable: bool,
     lit: Option<Lit>,
 }
 
@@ -222,6 +227,7 @@ impl Val {
             fallible: false,
             strict: true,
             var: false,
+            mutable: false,
             lit: None,
         }
     }
@@ -363,6 +369,9 @@ struct Tx<'s> {
     names: HashSet<String>,
     /// Tera for-loop depth.
     depth: usize,
+    /// Go variables assigned (`$x = ...`) somewhere in the template. Dot never shares a Tera
+    /// variable with one of them: assigning `$x` does not change dot in Go.
+    assigned: HashSet<String>,
 }
 
 impl Tx<'_> {
@@ -533,19 +542,23 @@ impl Tx<'_> {
         }
         let v = self.pipeline(&b.pipe, dot)?;
         let v = self.strict(v, off)?;
-        match b.pipe.decl.first() {
+        let v = match b.pipe.decl.first() {
             Some(go) => {
                 let name = self.declare(go, v.clone());
-                Ok(Val::var(&name, v.ty))
+                Val {
+                    mutable: self.assigned.contains(go.as_str()),
+                    ..Val::var(&name, v.ty)
+                }
             }
-            None if hint.is_empty() || v.var => Ok(v),
-            None => {
-                let name = self.fresh(hint);
-                self.out
-                    .push_str(&format!("{{% set {name} = {} %}}", v.code));
-                Ok(Val::var(&name, v.ty))
-            }
+            None => v,
+        };
+        if hint.is_empty() || (v.var && !v.mutable) {
+            return Ok(v);
         }
+        let name = self.fresh(hint);
+        self.out
+            .push_str(&format!("{{% set {name} = {} %}}", v.code));
+        Ok(Val::var(&name, v.ty))
     }
 
     /// `{% if %}` (`keyword` "if", or "elif" in a chain) and its branches, without the
@@ -614,16 +627,17 @@ impl Tx<'_> {
             _ => "item",
         };
         let (index, value) = match b.pipe.decl.as_slice() {
-            [] => (None, self.fresh(hint)),
-            [v] => (None, self.fresh(v.trim_start_matches('$'))),
-            [i, v] => (
-                Some((i, self.fresh(i.trim_start_matches('$')))),
-                self.fresh(v.trim_start_matches('$')),
-            ),
+            [] => (None, None),
+            [v] => (None, Some(v)),
+            [i, v] => (Some(i), Some(v)),
             _ => return self.refuse(off, "too many declarations in range"),
         };
+        let index = index.map(|i| (i, self.fresh(i.trim_start_matches('$'))));
+        // The element is dot and, unless it is assigned somewhere, the declared variable too.
+        let shared = value.filter(|v| !self.assigned.contains(v.as_str()));
+        let dot_name = self.fresh(shared.map_or(hint, |v| v.trim_start_matches('$')));
         self.out
-            .push_str(&format!("{{% for {value} in {} %}}", target.code));
+            .push_str(&format!("{{% for {dot_name} in {} %}}", target.code));
         self.depth += 1;
         self.scopes.push(Vec::new());
         if let Some((go, name)) = &index {
@@ -631,9 +645,17 @@ impl Tx<'_> {
                 .push_str(&format!("{{% set {name} = loop.index0 %}}"));
             self.bind(go, name, Ty::Int);
         }
-        if let Some(go) = b.pipe.decl.last() {
-            self.bind(go, &value, elem);
+        match (value, shared) {
+            (Some(go), Some(_)) => self.bind(go, &dot_name, elem),
+            (Some(go), None) => {
+                let name = self.fresh(go.trim_start_matches('$'));
+                self.out
+                    .push_str(&format!("{{% set {name} = {dot_name} %}}"));
+                self.bind(go, &name, elem);
+            }
+            _ => {}
         }
+        let value = dot_name;
         let r = self.scoped(&b.body, &Some(Val::var(&value, elem)));
         self.scopes.pop();
         self.depth -= 1;
@@ -708,7 +730,10 @@ impl Tx<'_> {
                 let Some(var) = self.lookup(name) else {
                     return self.refuse(p.offset, format!("undefined variable {name}"));
                 };
-                let v = Val::var(&var.tera, var.ty);
+                let v = Val {
+                    mutable: self.assigned.contains(name.as_str()),
+                    ..Val::var(&var.tera, var.ty)
+                };
                 if fields.is_empty() {
                     Ok(v)
                 } else {
@@ -1368,6 +1393,29 @@ fn push_text(out: &mut String, text: &str) {
             out.push_str("{{ \"{\" }}");
         } else {
             out.push(c);
+        }
+    }
+}
+
+/// The names of variables assigned with `=` anywhere in the tree.
+fn collect_assigned(l: &ListNode, out: &mut HashSet<String>) {
+    fn pipe(p: &PipeNode, out: &mut HashSet<String>) {
+        if p.is_assign {
+            out.extend(p.decl.iter().map(|d| d.to_string()));
+        }
+    }
+    for n in &l.nodes {
+        match n {
+            Node::List(l) => collect_assigned(l, out),
+            Node::Action(a) => pipe(&a.pipe, out),
+            Node::If(b) | Node::Range(b) | Node::With(b) => {
+                pipe(&b.pipe, out);
+                collect_assigned(&b.body, out);
+                if let Some(e) = &b.else_body {
+                    collect_assigned(e, out);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -416,6 +416,8 @@ struct Gen {
     rng: StdRng,
     /// Variables in scope: name and type ("s", "i", "b", "l").
     vars: Vec<(String, &'static str)>,
+    /// The type of dot, inside range and with.
+    dot: Option<&'static str>,
     n: usize,
 }
 
@@ -445,6 +447,9 @@ impl Gen {
             if let Some(v) = self.var(ty) {
                 return v;
             }
+        }
+        if self.dot == Some(ty) && self.rng.random_bool(0.3) {
+            return ".".into();
         }
         let leaf = depth == 0 || self.rng.random_bool(0.3);
         let d = depth.saturating_sub(1);
@@ -564,19 +569,27 @@ impl Gen {
                     )
                 }
                 4 if depth > 0 => {
-                    let list = self.expr("l", 1);
+                    let (list, elem) = if self.rng.random_bool(0.2) {
+                        (format!("seq 1 ({})", self.expr("i", 1)), "i")
+                    } else {
+                        (self.expr("l", 1), "s")
+                    };
                     self.n += 1;
                     let (i, v) = (format!("$i{}", self.n), format!("$v{}", self.n));
                     self.vars.push((i.clone(), "i"));
-                    self.vars.push((v.clone(), "s"));
+                    self.vars.push((v.clone(), elem));
+                    let outer = self.dot.replace(elem);
                     let body = self.body(depth - 1, true);
+                    self.dot = outer;
                     self.vars.truncate(self.vars.len() - 2);
                     let alt = self.body(depth - 1, in_range);
                     format!("{l}range {i}, {v} := {list}{r}{body}{{{{else}}}}{alt}{{{{end}}}}")
                 }
                 5 if depth > 0 => {
                     let val = self.expr(ty, 1);
+                    let outer = self.dot.replace(ty);
                     let body = self.body(depth - 1, in_range);
+                    self.dot = outer;
                     format!("{l}with {val}{r}{body}{{{{end}}}}")
                 }
                 6 => {
@@ -610,6 +623,7 @@ fn generated_templates_render_as_in_go() {
     let mut gen = Gen {
         rng: StdRng::seed_from_u64(seed_from_env("GEN_SEED", 7)),
         vars: Vec::new(),
+        dot: None,
         n: 0,
     };
     let stores = stores(4, GEN_KEYS, 25);
@@ -673,6 +687,20 @@ fn numbers_and_odd_characters_render_as_in_go() {
         "{{ \"\\x00\\x0b\\x7f\\u2028\" }}|{{ `a\tb` }}|{{ $x := \"%}\" }}{{ $x }}{{ \"#}\" }}",
         "\u{0}\u{b}text\u{2028}{{ \"x\" }}",
         "{{ printf \"%v%v\" -1 0 }}{{ print -1 -2 }}",
+    ] {
+        assert_exact(go, &stores);
+    }
+}
+
+/// Assigning a variable never changes dot, even where dot came from that variable.
+#[test]
+fn assigning_a_variable_leaves_dot_alone() {
+    let stores = stores(5, SERVICE_KEYS, 30);
+    for go in [
+        "{{$x := \"a\"}}{{with $x}}{{$x = \"b\"}}{{.}}{{$x}}{{end}}",
+        "{{range $v := ls \"/services\"}}{{$v = \"z\"}}{{.}}{{$v}} {{end}}",
+        "{{range $i, $v := ls \"/services\"}}{{$v = printf \"%s!\" .}}{{.}}{{$v}}{{$i = 7}}{{$i}} {{end}}",
+        "{{with $w := getv \"/services/db\" \"none\"}}{{$w = \"x\"}}{{.}}{{$w}}{{end}}",
     ] {
         assert_exact(go, &stores);
     }
