@@ -285,7 +285,10 @@ pub fn parse(file: &Path, text: &str) -> Result<ConfdResource, Diagnostic> {
             );
         }
     }
-    if r.prefix.is_some() {
+    if r.prefix
+        .as_deref()
+        .is_some_and(|p| !p.trim_matches('/').is_empty())
+    {
         r.notes.push(
             "prefix: confd's -prefix flag replaced it, reconfd's global prefix is joined \
              before it"
