@@ -46,7 +46,7 @@ use gotmpl::parse::{
 
 use super::golex;
 use crate::store::gopath;
-use crate::template::{EngineKind, Template};
+use crate::template::{EngineKind, Template, CONFD_FUNCTIONS};
 
 /// Why a template stays a Go template: the first construct that has no exact translation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,69 +288,10 @@ const fn opt(kw: &'static str, ty: Ty) -> Param {
     }
 }
 
-/// Names a Tera variable must not take: Tera's keywords and the names of functions.
+/// Names a Tera variable must not take, besides the functions' names: Tera's keywords.
 const RESERVED: &[&str] = &[
-    "true",
-    "True",
-    "false",
-    "False",
-    "loop",
-    "self",
-    "super",
-    "and",
-    "or",
-    "not",
-    "is",
-    "in",
-    "if",
-    "else",
-    "continue",
-    "break",
-    "none",
-    "None",
-    "null",
-    "range",
-    "now",
-    "throw",
-    "getv",
-    "getvs",
-    "get",
-    "gets",
-    "ls",
-    "lsdir",
-    "exists",
-    "base",
-    "dir",
-    "split",
-    "join",
-    "toUpper",
-    "toLower",
-    "contains",
-    "replace",
-    "trimSuffix",
-    "json",
-    "jsonArray",
-    "map",
-    "getenv",
-    "datetime",
-    "seq",
-    "atoi",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "mod",
-    "base64Encode",
-    "base64Decode",
-    "parseBool",
-    "reverse",
-    "sortByLength",
-    "sortKVByLength",
-    "lookupIP",
-    "lookupIPV4",
-    "lookupIPV6",
-    "lookupSRV",
-    "fileExists",
+    "true", "True", "false", "False", "loop", "self", "super", "and", "or", "not", "is", "in",
+    "if", "else", "continue", "break", "none", "None", "null", "range", "now", "throw",
 ];
 
 /// The largest integer literal translated (Tera parses literals up to i64, but not i64::MIN).
@@ -848,7 +789,7 @@ impl Tx<'_> {
         if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
             base.insert_str(0, "v_");
         }
-        if RESERVED.contains(&base.as_str()) {
+        if RESERVED.contains(&base.as_str()) || CONFD_FUNCTIONS.contains(&base.as_str()) {
             base.push('_');
         }
         let mut name = base.clone();

@@ -15,6 +15,9 @@ mod dns;
 mod funcs;
 mod go;
 mod go_funcs;
+
+/// The names of confd's template functions (the same in both engines).
+pub(crate) use go_funcs::NAMES as CONFD_FUNCTIONS;
 mod tera;
 mod tera_funcs;
 
