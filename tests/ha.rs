@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -22,14 +23,39 @@ struct Member {
     child: Option<Child>,
 }
 
+/// One cluster at a time in this binary: three clusters of three members on a two-core
+/// machine starve each other's elections, and the failover figures mean more on a quiet one.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Three etcd members on free loopback ports, stopped on drop.
 struct Cluster {
     dir: tempfile::TempDir,
     members: Vec<Member>,
+    /// Released after the members are stopped (fields drop after `Drop::drop`).
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Cluster {
+    /// Starts three members and waits until each answers a read. Forming the cluster is the
+    /// set-up, not what is tested: if it fails (a member exits, say because a port was taken
+    /// by another process in between), it is tried once more on fresh ports, with the logs
+    /// of the failed try printed.
     fn start() -> Cluster {
+        let turn = || ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = Cluster::form(turn());
+        match c.wait_all_ready() {
+            Ok(()) => c,
+            Err(why) => {
+                eprintln!("etcd cluster did not form, trying once more on fresh ports: {why}");
+                drop(c);
+                let mut c = Cluster::form(turn());
+                c.wait_all_ready().unwrap_or_else(|why| panic!("{why}"));
+                c
+            }
+        }
+    }
+
+    fn form(turn: MutexGuard<'static, ()>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = ["m0", "m1", "m2"]
             .iter()
@@ -40,14 +66,19 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        let mut c = Cluster { dir, members };
+        let mut c = Cluster {
+            dir,
+            members,
+            _turn: turn,
+        };
         for i in 0..3 {
             c.spawn(i);
         }
-        for i in 0..3 {
-            c.wait_ready(i);
-        }
         c
+    }
+
+    fn wait_all_ready(&mut self) -> Result<(), String> {
+        (0..3).try_for_each(|i| self.try_ready(i))
     }
 
     fn initial_cluster(&self) -> String {
@@ -111,11 +142,60 @@ impl Cluster {
         out.starts_with("HTTP/1.1 200").then_some(out)
     }
 
-    fn wait_ready(&self, i: usize) {
-        wait_for(Duration::from_secs(30), "etcd member to answer", || {
-            self.post(i, "/v3/kv/range", r#"{"key":"AA=="}"#)
-                .filter(|b| b.contains("header"))
-        });
+    fn wait_ready(&mut self, i: usize) {
+        self.try_ready(i).unwrap_or_else(|why| panic!("{why}"));
+    }
+
+    /// Waits (at most 30 s) until member `i` answers a read; fails at once when it exits.
+    /// The error carries every member's log.
+    fn try_ready(&mut self, i: usize) -> Result<(), String> {
+        let timeout = Duration::from_secs(30);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answered = self
+                .post(i, "/v3/kv/range", r#"{"key":"AA=="}"#)
+                .is_some_and(|b| b.contains("header"));
+            if answered {
+                return Ok(());
+            }
+            let exited = match self.members[i].child.as_mut() {
+                Some(c) => c.try_wait().unwrap(),
+                None => None,
+            };
+            if let Some(status) = exited {
+                return Err(format!(
+                    "etcd member {} exited ({status}) before answering\n{}",
+                    self.members[i].name,
+                    self.logs()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "etcd member {} did not answer within {timeout:?}\n{}",
+                    self.members[i].name,
+                    self.logs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every member's log, for a failure message.
+    fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{}.log", m.name)));
+                format!(
+                    "--- {} (client {}, peer {}):\n{}",
+                    m.name,
+                    m.port,
+                    m.peer,
+                    log.unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Writes through member `i`, retrying (bounded) while the cluster elects a leader.

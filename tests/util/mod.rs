@@ -2,23 +2,33 @@
 //! reconfd binary. Every wait is bounded; every process is stopped on drop.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+/// A free TCP port on 127.0.0.1 (bound, then released for the child to take). One test
+/// binary never hands out the same port twice: its tests run in parallel, and the kernel may
+/// give a port just released here to another test's `bind(0)` before the first child took it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some` or `timeout` passes.
@@ -101,7 +111,7 @@ impl Etcd {
         let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
         let extra: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let child = spawn_etcd(dir.path(), port, peer, tls_port, &extra, log);
-        let etcd = Etcd {
+        let mut etcd = Etcd {
             child,
             dir,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -198,12 +208,32 @@ impl Etcd {
         self.etcdctl(&["user", "grant-role", name, role]);
     }
 
-    fn wait_ready(&self) {
-        wait_for(Duration::from_secs(20), "etcd to answer", || {
-            self.try_post("/v3/kv/range", r#"{"key":"AA=="}"#)
-                .ok()
-                .filter(|b| b.contains("header"))
-        });
+    /// Waits (at most 20 s) until etcd answers a read; fails at once, with etcd's log, when
+    /// the process exits first (say its port was taken).
+    fn wait_ready(&mut self) {
+        let timeout = Duration::from_secs(20);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answered = self
+                .try_post("/v3/kv/range", r#"{"key":"AA=="}"#)
+                .is_ok_and(|b| b.contains("header"));
+            if answered {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "etcd exited ({status}) before answering; its log:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "etcd did not answer within {timeout:?}; its log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops etcd (SIGTERM, then waits) and starts it again on the same ports and data
