@@ -3,7 +3,8 @@
 //!
 //! - [`resource`] reads confd's resource files with confd's rules and writes reconfd's;
 //! - [`translate`] turns a Go template into Tera where that is exact, or says why not;
-//! - [`golex`] holds the lexical facts of Go templates the translation relies on.
+//! - [`crate::template::golex`] holds the lexical facts of Go templates the translation
+//!   relies on.
 //!
 //! This module walks the tree, names the output files (confd's conf.d may be nested,
 //! reconfd's is flat), decides per resource "translated to Tera" or "kept as Go template",
@@ -11,7 +12,6 @@
 //! differs unless told to (`force`); an identical file counts as written, so running the
 //! migration again is harmless. Printing the report is the caller's business.
 
-pub mod golex;
 pub mod resource;
 pub mod translate;
 

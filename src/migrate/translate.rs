@@ -17,7 +17,7 @@
 //!   only where Go's formatting is known: strings, ints and bools as they are, lists of
 //!   strings or ints as `[a b]`. Function arguments must have the type the Go function takes,
 //!   or Go would fail where Tera might not.
-//! - **Text** is Go's text after trim markers, derived from the source by [`golex`] and
+//! - **Text** is Go's text after trim markers, derived from the source by [`golex`](crate::template::golex) and
 //!   checked against the gotmpl parse; a `{` that would open a Tera tag is written as
 //!   `{{ "{" }}`. Tera itself never trims or rewrites text without `-` markers.
 //! - **Truthiness** (`if`, `with`, `and`, `or`, `not`, range `else`) is the same in both for
@@ -44,8 +44,8 @@ use gotmpl::parse::{
     BranchNode, CommandNode, Expr, ListNode, Node, Number, Parser, PipeNode, SmolStr,
 };
 
-use super::golex;
 use crate::store::gopath;
+use crate::template::golex;
 use crate::template::{EngineKind, Template, CONFD_FUNCTIONS};
 
 /// Why a template stays a Go template: the first construct that has no exact translation.

@@ -4,7 +4,8 @@
 //! Two things are added around gotmpl so errors are as useful as Tera's:
 //! - Unknown functions, variables out of scope and `{{break}}` outside `{{range}}` are found
 //!   when the template is loaded, as Go's parser does (gotmpl would only fail when that code
-//!   runs), so `reconfd check` reports them.
+//!   runs), so `reconfd check` reports them; so are a stray `{{end}}` or `{{else}}` and a
+//!   comment not right after `{{` (gotmpl accepts both), through [`golex`].
 //! - gotmpl's execution errors carry no position. Before every action, `if`, `range`, `with`
 //!   and `{{template}}` the parse tree gets an invisible `{{__reconfd_at OFFSET}}` action that
 //!   records where execution is; an error is reported at the last recorded place.
@@ -17,6 +18,7 @@ use gotmpl::{TemplateError as GoError, Value};
 
 use super::funcs::ViewScope;
 use super::go_funcs;
+use super::golex;
 use crate::store::KvView;
 
 /// The hidden function the position markers call.
@@ -74,6 +76,12 @@ impl GoTemplate {
             })
             .parse(source)
             .map_err(|e| e.to_string())?;
+        // What gotmpl accepts and Go's parser does not, above all a stray `{{end}}` (gotmpl
+        // would silently drop the rest of the template and install a truncated file).
+        golex::text_segments(source).map_err(|e| {
+            let (line, col) = line_col(source, e.offset);
+            format!("template: {name}:{line}:{col}: {}", e.message)
+        })?;
         let body_defined = template.lookup(name).is_some();
         let names: Vec<String> = template
             .templates()

@@ -134,6 +134,20 @@ fn unknown_functions_and_syntax_errors_fail_at_load() {
 }
 
 #[test]
+fn a_stray_end_or_else_fails_at_load_instead_of_truncating() {
+    // gotmpl alone stops at the stray {{end}} and renders only "a\n": a truncated file.
+    let err = load("t.tmpl", "a\n{{if true}}b{{end}}{{end}}\nc").unwrap_err();
+    assert!(
+        err.ends_with("t.tmpl: template: t.tmpl:2:20: unexpected {{end}}"),
+        "{err}"
+    );
+    let err = load("t.tmpl", "a\n{{- else}}\nc").unwrap_err();
+    assert!(err.ends_with("t.tmpl:2:1: unexpected {{else}}"), "{err}");
+    let err = load("t.tmpl", "{{define \"x\"}}y{{end}}{{end}}z").unwrap_err();
+    assert!(err.ends_with("t.tmpl:1:23: unexpected {{end}}"), "{err}");
+}
+
+#[test]
 fn markers_print_nothing_and_trimming_is_gos() {
     assert_eq!(
         render(

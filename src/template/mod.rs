@@ -15,6 +15,7 @@ mod dns;
 mod funcs;
 mod go;
 mod go_funcs;
+pub(crate) mod golex;
 
 /// The names of confd's template functions (the same in both engines).
 pub(crate) use go_funcs::NAMES as CONFD_FUNCTIONS;

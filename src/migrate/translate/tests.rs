@@ -236,7 +236,7 @@ fn refusals_say_why_and_where() {
         ("{{ range 3 }}{{end}}", (1, 10), "ranges over a int"),
         ("a {{- /* c */}} b", (1, 16), "whitespace trimming"),
         ("a\u{a0}{{- 1 -}}\u{a0}b", (1, 1), "whitespace trimming"),
-        ("{{ /* c */}}", (1, 1), "comment must start"),
+        ("{{ /* c */}}", (1, 1), "unexpected \"/\" in command"),
         // gotmpl stops at a stray {{end}}; Go rejects the template.
         ("{{end}}", (1, 1), "unexpected {{end}}"),
         ("a{{end}}b", (1, 2), "unexpected {{end}}"),

@@ -1,14 +1,16 @@
-//! The lexical facts of Go's `text/template` that the translation must get byte-exact, read
-//! straight from the template source with Go's own rules: which text is emitted (after the
-//! `{{-` / `-}}` trim markers and comments), the value of a string literal, and the form of a
-//! number literal.
+//! The lexical facts of Go's `text/template`, read straight from the template source with
+//! Go's own rules: which text is emitted (after the `{{-` / `-}}` trim markers and comments),
+//! whether control actions nest, the value of a string literal, and the form of a number
+//! literal.
 //!
 //! The parse tree comes from the `gotmpl` crate, which follows Go closely but not in every
 //! corner (it trims Unicode whitespace where Go trims only `" \t\r\n"`, it trims after a
-//! comment opened with `{{-` even when the comment closes without `-}}`, and it accepts some
-//! string escapes Go rejects). The translator checks gotmpl's text and literals against what
-//! this module derives and refuses the template where they differ, so a gotmpl quirk can never
-//! turn into a wrong translation. This module does no parsing beyond that.
+//! comment opened with `{{-` even when the comment closes without `-}}`, it accepts some
+//! string escapes Go rejects, and it stops at a stray `{{end}}`, dropping the rest of the
+//! template). The Go engine ([`super::go`]) rejects at load time what Go's parser rejects
+//! here; `reconfd migrate` checks gotmpl's text and literals against what this module derives
+//! and refuses the template where they differ, so a gotmpl quirk can never turn into a wrong
+//! translation. This module does no parsing beyond that.
 
 use std::collections::BTreeMap;
 
@@ -92,7 +94,7 @@ pub fn text_segments(src: &str) -> Result<BTreeMap<usize, String>, LexError> {
         {
             return Err(LexError {
                 offset: d,
-                message: "a comment must start right after {{ or {{- ".into(),
+                message: "unexpected \"/\" in command".into(),
             });
         }
         let (after, trims) = action_end(bytes, p).ok_or_else(|| LexError {
