@@ -283,7 +283,12 @@ fn read_secret_file(path: &Path, user: &str, check_mode: bool) -> Result<String,
             path.display()
         ))
     })?;
-    Ok(strip_newline(text))
+    let text = strip_newline(text);
+    // Here as well as in `password`, so `reconfd check` refuses what `run` would refuse.
+    if text.is_empty() {
+        return Err(fail(format!("{}: the password is empty", path.display())));
+    }
+    Ok(text)
 }
 
 /// Drops one trailing newline (`\n` or `\r\n`): editors and `echo` add one.
@@ -426,6 +431,12 @@ mod tests {
         s.password_file = Some(secret(d.path(), "pw", "\n", 0o600));
         let e = password(&s, "reconfd").unwrap_err().to_string();
         assert!(e.contains("empty") && e.contains("password file"), "{e}");
+        // `check` refuses it too, naming the file: `run` would not start with it.
+        let problems = check(&s).0;
+        assert!(
+            problems.len() == 1 && problems[0].contains("empty") && problems[0].contains("pw"),
+            "{problems:?}"
+        );
         s.password_file = Some(d.path().join("nope"));
         let e = password(&s, "reconfd").unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("\"reconfd\""), "{e}");
