@@ -5,6 +5,7 @@
 //! Two [`Dialect`]s: reconfd's own (flat `conf.d/*.toml`, unknown keys are errors) and
 //! confd's (`reconfd confd`: conf.d walked recursively, unknown keys are warnings).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -153,7 +154,55 @@ pub fn load_all(settings: &Settings) -> Loaded {
             }
         }
     }
+    refuse_shared_dests(&mut loaded);
     loaded
+}
+
+/// Two resources installing one file would overwrite each other's content at every change
+/// (and reload the service each time), and one's sweep of stale staged files could remove
+/// the other's staged file mid-install. Which of them owns the file is the operator's call,
+/// so every resource of such a group is refused, naming the others; the rest run. Paths are
+/// compared lexically (`/etc//a` is `/etc/a`); symbolic links are not followed.
+fn refuse_shared_dests(loaded: &mut Loaded) {
+    let mut by_dest: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    for (i, r) in loaded.resources.iter().enumerate() {
+        by_dest
+            .entry(r.dest.components().collect())
+            .or_default()
+            .push(i);
+    }
+    let mut refused = BTreeSet::new();
+    for (dest, group) in by_dest.iter().filter(|(_, g)| g.len() > 1) {
+        for &i in group {
+            let others: Vec<String> = group
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| loaded.resources[j].file.display().to_string())
+                .collect();
+            loaded.errors.push(Diagnostic::file(
+                &loaded.resources[i].file,
+                format!(
+                    "dest {} is also the dest of {}: resources sharing a file would overwrite each other at every change; give each its own dest",
+                    dest.display(),
+                    others.join(" and ")
+                ),
+            ));
+            refused.insert(i);
+        }
+    }
+    if refused.is_empty() {
+        return;
+    }
+    for (i, r) in std::mem::take(&mut loaded.resources)
+        .into_iter()
+        .enumerate()
+    {
+        if refused.contains(&i) {
+            loaded.failed.push(r.file);
+        } else {
+            loaded.resources.push(r);
+        }
+    }
 }
 
 /// Collects the resource files under `dir` into `out`; the first directory that cannot be
@@ -609,6 +658,38 @@ check_timeout = "5s"
         );
         assert_eq!(l.errors.len(), 1);
         assert_eq!(l.failed.len(), 1);
+    }
+
+    #[test]
+    fn resources_sharing_a_dest_are_refused_and_the_others_run() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, dest) in [
+            ("a", "/etc/x.conf"),
+            ("b", "/etc/y.conf"),
+            ("c", "/etc//x.conf"),
+        ] {
+            write(
+                d.path(),
+                &format!("{name}.toml"),
+                &format!("[template]\nsrc = \"{name}\"\ndest = \"{dest}\"\nkeys = [\"/k\"]\n"),
+            );
+        }
+        let l = load_all(&settings(d.path(), ""));
+        let names: Vec<&str> = l.resources.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, vec!["b"]);
+        assert_eq!(l.failed.len(), 2);
+        let text: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].contains("a.toml")
+                && text[0].contains("dest /etc/x.conf is also the dest of")
+                && text[0].contains("c.toml"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("c.toml") && text[1].contains("a.toml"),
+            "{text:?}"
+        );
     }
 
     /// `reconfd confd` reads conf.d as confd does; `reconfd run` keeps its strict rules.

@@ -214,6 +214,42 @@ fn one_broken_resource_does_not_stop_the_others() {
 }
 
 #[test]
+fn resources_sharing_a_dest_are_refused_and_the_others_render() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    nginx_resource(&t, "");
+    t.template("x.tera", "{{ getv(key=\"/x\") }}\n");
+    for name in ["x1", "x2"] {
+        t.resource(
+            name,
+            "[template]\nsrc = \"x.tera\"\ndest = \"@OUT@/shared.conf\"\nkeys = [\"/x\"]\n",
+        );
+    }
+    std::fs::write(t.out().join("shared.conf"), "live\n").unwrap();
+    etcd.put("/services/apache/a", "10.0.0.1:80");
+    etcd.put("/x", "new");
+    let o = run(t.reconfd(Some(&etcd), &["once"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("x1.toml") && err.contains("is also the dest of") && err.contains("x2.toml"),
+        "{err}"
+    );
+    assert_eq!(
+        t.read("shared.conf"),
+        "live\n",
+        "the shared file is left alone"
+    );
+    assert_eq!(
+        t.read("app.conf"),
+        "upstream apache_pool {\n    server 10.0.0.1:80;\n}\n"
+    );
+    let c = run(t.reconfd(Some(&etcd), &["check"]));
+    assert_eq!(c.status.code(), Some(78), "{}", stderr(&c));
+    assert!(stderr(&c).contains("is also the dest of"), "{}", stderr(&c));
+}
+
+#[test]
 fn noop_prints_a_diff_runs_the_check_and_writes_nothing() {
     let etcd = Etcd::start();
     let t = Tree::new();
