@@ -407,11 +407,13 @@ impl Actor {
         let watched = r.watched();
         let mut batcher = Batcher::new(r.batch, false, Instant::now().into_std());
         // Wait for the first full read before the first reconcile.
-        if self.rx.wait_for(|s| s.revision > 0).await.is_err() {
+        if self.rx.wait_for(|s| s.seq > 0).await.is_err() {
             return;
         }
         let first = self.rx.borrow_and_update().clone();
-        let mut seen = first.revision;
+        let mut seen = first.seq;
+        // Watched keys the etcd user may not read, as last logged for this resource.
+        let mut denied_logged: Vec<String> = Vec::new();
         // The resource's view, kept current by applying each snapshot's changes.
         let mut view = Arc::new(first.view(&r.prefix, &watched));
         let dest = r.dest.clone();
@@ -424,14 +426,31 @@ impl Actor {
                 Action::Reconcile => {
                     let latest = self.rx.borrow().clone();
                     latest.refresh(&mut view, &r.prefix, &watched);
-                    let done = self
-                        .reconcile_once(
+                    let denied = latest.denied_of(&watched);
+                    if denied != denied_logged {
+                        if !denied.is_empty() {
+                            error!(
+                                reconfd.resource = %r.name,
+                                "{}: not rendered: etcd user may not read {} (the file stays as it is)",
+                                r.file.display(),
+                                denied.join(", ")
+                            );
+                        }
+                        denied_logged = denied.clone();
+                    }
+                    let done = if !denied.is_empty() {
+                        // Its view lacks those keys: a render would drop their entries.
+                        last_failure = Some("etcd denies reading its keys");
+                        Done::Failed
+                    } else {
+                        self.reconcile_once(
                             view.clone(),
                             &mut batcher,
                             &mut reload_owed,
                             &mut last_failure,
                         )
-                        .await;
+                        .await
+                    };
                     if let Ok(mut o) = self.owed.lock() {
                         if reload_owed {
                             o.insert(dest.clone());
@@ -460,7 +479,7 @@ impl Actor {
                     let snap = self.rx.borrow_and_update().clone();
                     // A skipped snapshot (since != seen) may hide a change: count it as one.
                     let relevant = snap.since != seen || snap.touches(&watched);
-                    seen = snap.revision;
+                    seen = snap.seq;
                     snap.refresh(&mut view, &r.prefix, &watched);
                     if relevant {
                         action = batcher.on_change(Instant::now().into_std());

@@ -19,6 +19,9 @@ pub use gopath::BadPattern;
 pub struct KvView {
     /// The etcd revision this view was read at (0 for data that did not come from etcd).
     pub revision: i64,
+    /// The [`crate::etcd::Snapshot::seq`] this view was built or brought up to (0 outside
+    /// the daemon): what tells whether a snapshot's changes can be patched in.
+    pub seq: u64,
     /// The joined global and resource prefix, e.g. `/dc1/svc`; empty for none.
     pub prefix: String,
     /// Relative key → value, sorted by key.
@@ -34,6 +37,7 @@ impl KvView {
     ) -> Self {
         Self {
             revision,
+            seq: 0,
             prefix: prefix.into(),
             entries,
         }

@@ -224,6 +224,67 @@ fn environment_password_never_reaches_commands() {
 /// etcd's simple tokens expire after `--auth-token-ttl` seconds without use. An idle daemon
 /// must still apply the next change, and after a restart of etcd (which forgets every token)
 /// too.
+/// `run` as a user who may read `/svc` and `/web` but not `/secret`, nor the keys between
+/// them: the resource watching `/secret` is not rendered while the others are, and changes
+/// keep arriving although the one watch covering both prefixes is refused (it is split).
+#[test]
+fn run_with_denied_keys_renders_and_follows_the_allowed_ones() {
+    let mut etcd = Etcd::start();
+    etcd.put("/svc/services/apache/a", "10.0.0.1:80");
+    etcd.put("/web/services/apache/a", "10.0.1.1:80");
+    etcd.put("/secret/services/apache/a", "10.9.9.9:80");
+    etcd.enable_auth(ROOT_PASSWORD);
+    etcd.add_reader(USER, PASSWORD, "reconfd-read", &["/svc", "/web"]);
+    let t = tree("debounce = \"0\"\n");
+    for (name, prefix) in [("secret", "/secret"), ("web", "/web")] {
+        t.resource(
+            name,
+            &format!("[template]\nsrc = \"app.tera\"\ndest = \"@OUT@/{name}.conf\"\nprefix = \"{prefix}\"\nkeys = [\"/services/apache\"]\ndebounce = \"0\"\n"),
+        );
+    }
+    let pw = secret_file(t.root.path(), "pw", &format!("{PASSWORD}\n"), 0o600);
+    let pw = pw.display().to_string();
+    let d = t.daemon(&etcd, &["--username", USER, "--password-file", &pw]);
+    d.wait_ready();
+    assert_eq!(t.read("app.conf"), "server 10.0.0.1:80;\n");
+    assert_eq!(t.read("web.conf"), "server 10.0.1.1:80;\n");
+    assert!(!t.out().join("secret.conf").exists(), "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains(&format!(
+            "etcd user \"{USER}\" may not read /secret/services/apache"
+        )) && log.contains("secret.toml: not rendered"),
+        "{log}"
+    );
+
+    etcd.put("/web/services/apache/b", "10.0.1.2:80");
+    util::wait_for(Duration::from_secs(20), "the change under /web", || {
+        (t.read("web.conf") == "server 10.0.1.1:80;\nserver 10.0.1.2:80;\n").then_some(())
+    });
+    etcd.delete("/svc/services/apache/a");
+    etcd.put("/svc/services/apache/b", "10.0.0.2:80");
+    util::wait_for(Duration::from_secs(20), "the changes under /svc", || {
+        (t.read("app.conf") == "server 10.0.0.2:80;\n").then_some(())
+    });
+    // Each split watcher resumes from its own revision after etcd restarts.
+    etcd.restart();
+    etcd.put("/web/services/apache/c", "10.0.1.3:80");
+    util::wait_for(
+        Duration::from_secs(30),
+        "the change after a restart",
+        || t.read("web.conf").contains("10.0.1.3:80").then_some(()),
+    );
+    assert_eq!(
+        t.read("web.conf"),
+        "server 10.0.1.1:80;\nserver 10.0.1.2:80;\nserver 10.0.1.3:80;\n"
+    );
+    assert_eq!(t.read("app.conf"), "server 10.0.0.2:80;\n");
+    let log = d.log();
+    assert!(log.contains("watching each key on its own"), "{log}");
+    assert!(!t.out().join("secret.conf").exists(), "{log}");
+    assert_no_password(&log);
+}
+
 #[test]
 fn expired_token_of_an_idle_daemon() {
     let mut etcd = etcd_with_reader(&["--auth-token", "simple", "--auth-token-ttl", "2"]);

@@ -110,18 +110,26 @@ fn denied_message(user: Option<&str>, keys: &[String], endpoints: &str) -> Strin
 /// path, so the follower can publish a new snapshot per revision without copying every key.
 pub type KeyMap = imbl::OrdMap<String, String>;
 
-/// Every watched key at one revision, by full etcd key.
+/// Every readable watched key, by full etcd key, as the follower last published it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// The revision all keys were read at.
+    /// The etcd revision of the state (with one watch, every key is at it; when the watch had
+    /// to be split per prefix, the newest revision applied).
     pub revision: i64,
+    /// Publication number, one more than the previous snapshot's (0: nothing read yet).
+    /// Distinct even where two snapshots share a revision (a transaction seen by two split
+    /// watches), so a view can always tell which snapshot it is at.
+    pub seq: u64,
     /// Full key → value.
     pub kvs: KeyMap,
-    /// The revision of the snapshot published before this one (0 for the first).
-    pub since: i64,
+    /// The `seq` of the snapshot published before this one.
+    pub since: u64,
     /// Full keys whose value differs from the snapshot at `since` (put, changed or deleted),
     /// so a resource can tell cheaply whether a change concerns it.
     pub changed: Vec<String>,
+    /// Watched keys (full keys, as resources name them) the etcd user may not read: their
+    /// values are missing here, so a resource watching one must not render.
+    pub denied: Arc<[String]>,
 }
 
 impl Snapshot {
@@ -140,16 +148,18 @@ impl Snapshot {
                 }
             }
         }
-        KvView::new(self.revision, prefix, entries)
+        let mut view = KvView::new(self.revision, prefix, entries);
+        view.seq = self.seq;
+        view
     }
 
     /// Brings `view` (a resource's view built from an earlier snapshot) to this snapshot: by
     /// applying `changed` when the view is at `since`, else by building it again.
     pub fn refresh(&self, view: &mut Arc<KvView>, prefix: &str, watched: &[String]) {
-        if view.revision == self.revision && self.revision != 0 {
+        if view.seq == self.seq && self.seq != 0 {
             return;
         }
-        if view.revision != self.since || self.since == 0 {
+        if view.seq != self.since || self.since == 0 {
             *view = Arc::new(self.view(prefix, watched));
             return;
         }
@@ -169,6 +179,16 @@ impl Snapshot {
             }
         }
         v.revision = self.revision;
+        v.seq = self.seq;
+    }
+
+    /// The watched keys of `watched` that the etcd user may not read.
+    pub fn denied_of(&self, watched: &[String]) -> Vec<String> {
+        watched
+            .iter()
+            .filter(|w| self.denied.contains(w))
+            .cloned()
+            .collect()
     }
 
     /// Whether any key in `changed` is covered by one of `watched` (full keys).
@@ -178,7 +198,8 @@ impl Snapshot {
             .any(|k| watched.iter().any(|w| keys::covers(w, k)))
     }
 
-    /// The next snapshot after `self`, holding `kvs` at `revision`; `changed` lists what differs.
+    /// The next snapshot after `self`, holding `kvs` at `revision`, with the same keys
+    /// denied; `changed` lists what differs.
     pub fn successor(&self, revision: i64, kvs: KeyMap) -> Snapshot {
         let mut changed: Vec<String> = kvs
             .iter()
@@ -188,9 +209,11 @@ impl Snapshot {
         changed.extend(self.kvs.keys().filter(|k| !kvs.contains_key(*k)).cloned());
         Snapshot {
             revision,
+            seq: self.seq + 1,
             kvs,
-            since: self.revision,
+            since: self.seq,
             changed,
+            denied: self.denied.clone(),
         }
     }
 }
@@ -535,6 +558,7 @@ mod tests {
         let watched = vec!["/dc1/s".to_string()];
         let mut a = Snapshot {
             revision: 3,
+            seq: 1,
             ..Default::default()
         };
         a.kvs.insert("/dc1/s/a".into(), "1".into());
@@ -557,5 +581,13 @@ mod tests {
         d.refresh(&mut view, "/dc1", &watched);
         assert_eq!(*view, d.view("/dc1", &watched));
         assert_eq!(view.entries.len(), 4);
+        // Two snapshots at one revision (split watches): the second is still patched in.
+        let mut kvs = d.kvs.clone();
+        kvs.insert("/dc1/s/f".into(), "6".into());
+        let e = d.successor(6, kvs);
+        assert_eq!((e.revision, e.since), (d.revision, d.seq));
+        e.refresh(&mut view, "/dc1", &watched);
+        assert_eq!(view.get("/s/f"), Some("6"));
+        assert_eq!(view.seq, e.seq);
     }
 }

@@ -5,6 +5,12 @@
 //! - It watches, on one stream, the smallest key range covering every watched key, from R+1.
 //!   One watcher means every response is a whole revision, so each published snapshot is a
 //!   consistent state; events for keys in the range but not watched are dropped here.
+//! - Least-privilege users: a watched key the etcd user may not read is listed in the
+//!   snapshot's `denied` (its resources do not render; the others do) and read again every
+//!   minute. When the user may not read the covering range (it spans keys of other
+//!   services), the watch is split, on the same stream, into one watcher per watched key and
+//!   one per its `/` children, each resuming from its own revision; a transaction spanning
+//!   two watched keys may then reach the local copy in two steps.
 //! - Any stream error, end of stream or reconnect resumes from the last applied revision + 1.
 //!   A compacted start revision triggers a full re-read at a fresh revision.
 //! - It publishes an immutable [`Snapshot`] per applied revision on a `watch` channel; the
@@ -27,6 +33,10 @@ use crate::keys;
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// How often watched keys the etcd user may not read are tried again, so a role granted
+/// later takes effect without a restart.
+const DENIED_RECHECK: Duration = Duration::from_secs(60);
 
 /// How the etcd task is doing, for STATUS= and the watchdog.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,6 +95,22 @@ pub fn covering_range(watched: &[String]) -> (String, String) {
     (start, end)
 }
 
+/// The ranges watched one by one when the covering range may not be read: for each merged
+/// watched key `W`, `W` itself and its children `[W/, W0)` (for `/`, every key), the same
+/// ranges [`super::read_allowed`] reads. `None` as the end means the single key.
+pub fn split_ranges(prefixes: &[String]) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for w in merge_prefixes(prefixes) {
+        if w == "/" {
+            out.push(("/".to_owned(), Some("0".to_owned())));
+        } else {
+            out.push((format!("{w}/"), Some(format!("{w}0"))));
+            out.push((w, None));
+        }
+    }
+    out
+}
+
 /// Follows etcd until `cancel` fires, publishing a snapshot per applied revision.
 ///
 /// The first snapshot is published after the first successful full read; until then the
@@ -96,7 +122,9 @@ pub async fn follow(
     health: watch::Sender<Health>,
     cancel: CancellationToken,
 ) {
-    let prefixes = merge_prefixes(&watched);
+    let mut watched = watched;
+    watched.sort();
+    watched.dedup();
     let mut state = State {
         rev: 0,
         needs_read: true,
@@ -104,6 +132,8 @@ pub async fn follow(
         health,
         progressed: false,
         following: String::new(),
+        split: false,
+        range_revs: Vec::new(),
     };
     // One member at a time: etcd-client balances over every endpoint and keeps dead ones
     // (rust-deps.md §2.1), so failover is ours. A session that fails moves to the next
@@ -124,7 +154,7 @@ pub async fn follow(
         state.progressed = false;
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = session(&one, &prefixes, &mut state, &tx, &cancel) => r,
+            r = session(&one, &watched, &mut state, &tx, &cancel) => r,
         };
         let e = match result {
             Err(SessionEnd::Shutdown) => return,
@@ -177,26 +207,22 @@ pub async fn poll(
     health: watch::Sender<Health>,
     cancel: CancellationToken,
 ) {
-    let prefixes = merge_prefixes(&watched);
+    let mut watched = watched;
+    watched.sort();
+    watched.dedup();
     let mut failing: Option<String> = None;
     health.send_modify(|h| h.endpoints = settings.endpoints.join(","));
     loop {
-        let result = async {
-            let r = super::read_any(&settings, &prefixes).await?;
-            if !r.denied.is_empty() {
-                return Err(super::denied(&settings, r.denied));
-            }
-            Ok::<_, EtcdError>(r.snapshot)
-        };
+        let result = super::read_any(&settings, &watched);
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
             r = result => r,
         };
         match result {
-            Ok(fresh) => {
+            Ok(read) => {
                 if failing.take().is_some() {
                     info!(
-                        revision = fresh.revision,
+                        revision = read.snapshot.revision,
                         message_id = crate::logging::ETCD_RECOVERED,
                         "etcd reachable again"
                     );
@@ -206,8 +232,11 @@ pub async fn poll(
                     h.error = None;
                 });
                 let current = tx.borrow().clone();
-                if current.revision == 0 || current.kvs != fresh.kvs {
-                    tx.send_replace(Arc::new(current.successor(fresh.revision, fresh.kvs)));
+                if current.seq == 0
+                    || current.kvs != read.snapshot.kvs
+                    || *current.denied != *read.denied
+                {
+                    publish_read(&settings, &tx, read);
                 }
             }
             Err(e) => {
@@ -244,11 +273,48 @@ struct State {
     progressed: bool,
     /// The endpoint last followed, to log a switch once.
     following: String,
+    /// The covering range was refused: watch each key on its own ([`split_ranges`]).
+    split: bool,
+    /// With `split`, the last revision applied by each range's watcher, so each resumes
+    /// from its own (a response of one watcher says nothing about the others).
+    range_revs: Vec<i64>,
+}
+
+/// Publishes a full read as the successor of the current snapshot, logging once when the
+/// set of watched keys the user may not read changes.
+fn publish_read(
+    settings: &EtcdSettings,
+    tx: &watch::Sender<Arc<Snapshot>>,
+    read: super::Read,
+) -> Arc<Snapshot> {
+    let current = tx.borrow().clone();
+    let revision = if read.snapshot.revision > 0 {
+        read.snapshot.revision
+    } else {
+        // Nothing could be read (every watched key is denied): keep the last revision.
+        current.revision
+    };
+    let mut next = current.successor(revision, read.snapshot.kvs);
+    if *current.denied != *read.denied {
+        if read.denied.is_empty() {
+            info!("the etcd user may read every watched key again");
+        } else {
+            error!(
+                "{}; resources watching these keys are not rendered (tried again every {})",
+                super::denied(settings, read.denied.clone()),
+                humantime::format_duration(DENIED_RECHECK)
+            );
+        }
+        next.denied = read.denied.into();
+    }
+    let next = Arc::new(next);
+    tx.send_replace(next.clone());
+    next
 }
 
 async fn session(
     settings: &EtcdSettings,
-    prefixes: &[String],
+    watched: &[String],
     state: &mut State,
     tx: &watch::Sender<Arc<Snapshot>>,
     cancel: &CancellationToken,
@@ -257,9 +323,8 @@ async fn session(
     let mut client = connect(settings).await?;
     loop {
         if state.needs_read {
-            let fresh = super::read_with(&mut client, settings, prefixes).await?;
-            let current = tx.borrow().clone();
-            let next = current.successor(fresh.revision, fresh.kvs);
+            let read = super::read_allowed(&mut client, settings, watched).await?;
+            let next = publish_read(settings, tx, read);
             info!(
                 revision = next.revision,
                 keys = next.kvs.len(),
@@ -267,8 +332,8 @@ async fn session(
                 "read every watched key"
             );
             state.rev = next.revision;
+            state.range_revs.clear();
             state.needs_read = false;
-            tx.send_replace(Arc::new(next));
             state.alive();
         }
         if state.healthy.take().is_some() {
@@ -278,22 +343,77 @@ async fn session(
             h.error = None;
             h.endpoints = endpoints.clone();
         });
-        let (start, end) = covering_range(prefixes);
-        let opts = WatchOptions::new()
-            .with_range(end)
-            .with_start_revision(state.rev + 1)
-            .with_progress_notify();
+        let denied = tx.borrow().denied.clone();
+        let allowed: Vec<String> = watched
+            .iter()
+            .filter(|w| !denied.contains(w))
+            .cloned()
+            .collect();
+        // A minute's wait, then a full read, while some watched key is denied.
+        let recheck = async {
+            if denied.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(DENIED_RECHECK).await;
+        };
+        tokio::pin!(recheck);
+        if allowed.is_empty() {
+            // Nothing may be watched: read again now and then (which also tells the watchdog
+            // that etcd answers).
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(SessionEnd::Shutdown),
+                _ = tokio::time::sleep(progress_interval().min(DENIED_RECHECK)) => {}
+            }
+            state.needs_read = true;
+            continue;
+        }
+        let ranges: Vec<(String, Option<String>)> = if state.split {
+            split_ranges(&allowed)
+        } else {
+            let (start, end) = covering_range(&allowed);
+            vec![(start, Some(end))]
+        };
+        if state.range_revs.len() != ranges.len() {
+            state.range_revs = vec![state.rev; ranges.len()];
+        }
+        let watch_err = |source| SessionEnd::Watch {
+            endpoints: endpoints.clone(),
+            source,
+        };
+        let options = |end: &Option<String>, from: i64| {
+            let o = WatchOptions::new()
+                .with_start_revision(from + 1)
+                .with_progress_notify();
+            match end {
+                Some(end) => o.with_range(end.as_str()),
+                None => o,
+            }
+        };
+        let (first_start, first_end) = &ranges[0];
         let stream = client
-            .watch(start, Some(opts))
+            .watch(
+                first_start.as_str(),
+                Some(options(first_end, state.range_revs[0])),
+            )
             .await
-            .map_err(|source| SessionEnd::Watch {
-                endpoints: endpoints.clone(),
-                source,
-            })?;
+            .map_err(watch_err)?;
         let (mut requests, mut stream) = stream.split();
-        let mut progress = tokio::time::interval(progress_interval());
+        for ((start, end), from) in ranges.iter().zip(&state.range_revs).skip(1) {
+            requests
+                .watch(start.as_str(), Some(options(end, *from)))
+                .await
+                .map_err(watch_err)?;
+        }
+        // etcd answers a stream's create requests in order: the n-th "created" response
+        // carries the id of the n-th range's watcher.
+        let mut ids: Vec<i64> = Vec::with_capacity(ranges.len());
+        // Not at once: etcd 3.4 answers a progress request with its current revision even
+        // while a new watcher is still catching up, and a session that ended right then would
+        // resume after events it never delivered.
+        let every = progress_interval();
+        let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        debug!(from = state.rev + 1, "watching");
+        debug!(from = state.rev + 1, ranges = ranges.len(), "watching");
         state.progressed = true;
         if state.following != endpoints {
             info!(reconfd.endpoint = %endpoints, revision = state.rev, "following etcd");
@@ -303,25 +423,24 @@ async fn session(
             let msg = tokio::select! {
                 _ = cancel.cancelled() => return Err(SessionEnd::Shutdown),
                 _ = progress.tick() => {
-                    requests.request_progress().await.map_err(|source| SessionEnd::Watch {
-                        endpoints: endpoints.clone(),
-                        source,
-                    })?;
+                    requests.request_progress().await.map_err(watch_err)?;
                     continue;
+                }
+                _ = &mut recheck => {
+                    state.needs_read = true;
+                    break;
                 }
                 m = stream.message() => m,
             };
             let resp = match msg {
                 Ok(Some(r)) => r,
                 Ok(None) => return Err(SessionEnd::Closed(endpoints.clone())),
-                Err(source) => {
-                    return Err(SessionEnd::Watch {
-                        endpoints: endpoints.clone(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(watch_err(source)),
             };
             state.alive();
+            if resp.created() {
+                ids.push(resp.watch_id());
+            }
             if resp.compact_revision() > 0 {
                 warn!(
                     revision = state.rev,
@@ -334,25 +453,50 @@ async fn session(
             if resp.canceled() {
                 let reason = resp.cancel_reason().to_owned();
                 if reason.contains("invalid auth token") {
-                    client
-                        .refresh_token()
-                        .await
-                        .map_err(|source| SessionEnd::Watch {
-                            endpoints: endpoints.clone(),
-                            source,
-                        })?;
+                    client.refresh_token().await.map_err(watch_err)?;
+                    break;
+                }
+                if reason.contains("permission denied") && !state.split {
+                    let (start, end) = &ranges[0];
+                    warn!(
+                        "etcd user may not watch [{start}, {}), the range covering every watched key; watching each key on its own instead (a transaction that spans two watched keys may then be applied in two steps)",
+                        end.as_deref().unwrap_or("")
+                    );
+                    state.split = true;
+                    state.range_revs.clear();
                     break;
                 }
                 return Err(SessionEnd::Cancelled(reason));
             }
+            let which = ids.iter().position(|id| *id == resp.watch_id());
             if resp.events().is_empty() {
-                // Progress notification: everything up to the header revision was delivered.
+                if resp.created() {
+                    // The header of a "created" response is etcd's current revision, not how
+                    // far this watcher got: its catch-up events may still follow.
+                    continue;
+                }
+                // Progress: everything up to the header revision was delivered (to this
+                // watcher, or to every watcher of the stream when the id is none of ours).
                 if let Some(h) = resp.header() {
+                    match which {
+                        Some(i) => state.range_revs[i] = state.range_revs[i].max(h.revision()),
+                        None => state
+                            .range_revs
+                            .iter_mut()
+                            .for_each(|r| *r = (*r).max(h.revision())),
+                    }
                     state.rev = state.rev.max(h.revision());
                 }
                 continue;
             }
-            apply(prefixes, state, tx, &resp);
+            let Some(i) = which else {
+                warn!(
+                    watch_id = resp.watch_id(),
+                    "events for an unknown watcher ignored"
+                );
+                continue;
+            };
+            apply(&allowed, state, i, tx, &resp);
         }
     }
 }
@@ -368,22 +512,29 @@ impl State {
     }
 }
 
-/// Applies one watch response (one or more whole revisions) and publishes the result.
+/// Applies one watch response of range `range`'s watcher (one or more whole revisions, of
+/// that range) and publishes the result.
+///
+/// Events are not filtered by revision: each watcher resumes after what it applied, so none
+/// comes twice; and etcd 3.4 may answer a progress request with its current revision before
+/// an unsynced watcher's catch-up events, so a revision learnt from progress must not hide
+/// events.
 fn apply(
-    prefixes: &[String],
+    allowed: &[String],
     state: &mut State,
+    range: usize,
     tx: &watch::Sender<Arc<Snapshot>>,
     resp: &etcd_client::WatchResponse,
 ) {
     let current = tx.borrow().clone();
     let mut kvs = current.kvs.clone();
     let mut changed = Vec::new();
-    let mut rev = state.rev;
+    let mut rev = state.range_revs[range];
     for ev in resp.events() {
         let Some(kv) = ev.kv() else { continue };
         rev = rev.max(kv.mod_revision());
         let key = String::from_utf8_lossy(kv.key()).into_owned();
-        if !prefixes.iter().any(|p| keys::covers(p, &key)) {
+        if !allowed.iter().any(|p| keys::covers(p, &key)) {
             continue;
         }
         match ev.event_type() {
@@ -399,7 +550,8 @@ fn apply(
         }
         changed.push(key);
     }
-    state.rev = rev;
+    state.range_revs[range] = rev;
+    state.rev = state.rev.max(rev);
     if changed.is_empty() {
         return;
     }
@@ -411,10 +563,12 @@ fn apply(
         "applied watch events"
     );
     tx.send_replace(Arc::new(Snapshot {
-        revision: rev,
+        revision: state.rev,
+        seq: current.seq + 1,
         kvs,
-        since: current.revision,
+        since: current.seq,
         changed,
+        denied: current.denied.clone(),
     }));
 }
 
@@ -441,9 +595,29 @@ mod tests {
     }
 
     #[test]
+    fn split_ranges_are_each_key_and_its_children() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            split_ranges(&w(&["/b", "/a/x", "/a"])),
+            vec![
+                ("/a/".to_owned(), some("/a0")),
+                ("/a".to_owned(), None),
+                ("/b/".to_owned(), some("/b0")),
+                ("/b".to_owned(), None),
+            ]
+        );
+        assert_eq!(
+            split_ranges(&w(&["/", "/a"])),
+            vec![("/".to_owned(), some("0"))]
+        );
+    }
+
+    #[test]
     fn successor_lists_what_changed() {
         let a = Snapshot {
             revision: 5,
+            seq: 3,
             kvs: [
                 ("/a".to_string(), "1".to_string()),
                 ("/b".to_string(), "2".to_string()),
@@ -461,7 +635,7 @@ mod tests {
             .into_iter()
             .collect(),
         );
-        assert_eq!((b.since, b.revision), (5, 9));
+        assert_eq!((b.since, b.seq, b.revision), (3, 4, 9));
         let mut changed = b.changed.clone();
         changed.sort();
         assert_eq!(changed, vec!["/b", "/c"]);
