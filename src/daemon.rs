@@ -477,8 +477,11 @@ impl Actor {
                         return;
                     }
                     let snap = self.rx.borrow_and_update().clone();
-                    // A skipped snapshot (since != seen) may hide a change: count it as one.
-                    let relevant = snap.since != seen || snap.touches(&watched);
+                    // A skipped snapshot (since != seen) may hide a change: count it as one. So
+                    // does a change of which of its keys etcd lets us read.
+                    let relevant = snap.since != seen
+                        || snap.touches(&watched)
+                        || snap.denied_of(&watched) != denied_logged;
                     seen = snap.seq;
                     snap.refresh(&mut view, &r.prefix, &watched);
                     if relevant {

@@ -280,8 +280,38 @@ fn run_with_denied_keys_renders_and_follows_the_allowed_ones() {
     );
     assert_eq!(t.read("app.conf"), "server 10.0.0.2:80;\n");
     let log = d.log();
-    assert!(log.contains("watching each key on its own"), "{log}");
+    assert!(log.contains("watching each key, and the keys below it, on its own"), "{log}");
     assert!(!t.out().join("secret.conf").exists(), "{log}");
+
+    // Read on /web is revoked; etcd checks it when the watch is created again (after a
+    // restart): only the web resource stops, and its file stays as it was.
+    etcd.etcdctl(&[
+        "role",
+        "revoke-permission",
+        "reconfd-read",
+        "--prefix=true",
+        "/web",
+    ]);
+    etcd.restart();
+    d.wait_log(Duration::from_secs(30), "web.toml: not rendered", 1);
+    etcd.put("/web/services/apache/d", "10.0.1.4:80");
+    etcd.put("/svc/services/apache/e", "10.0.0.5:80");
+    util::wait_for(
+        Duration::from_secs(30),
+        "a change under /svc after the revoke",
+        || t.read("app.conf").contains("10.0.0.5:80").then_some(()),
+    );
+    assert_eq!(
+        t.read("web.conf"),
+        "server 10.0.1.1:80;\nserver 10.0.1.2:80;\nserver 10.0.1.3:80;\n"
+    );
+    let log = d.log();
+    assert!(
+        log.contains(&format!(
+            "etcd user \"{USER}\" may not read /secret/services/apache, /web/services/apache"
+        )),
+        "{log}"
+    );
     assert_no_password(&log);
 }
 

@@ -10,7 +10,8 @@
 //!   minute. When the user may not read the covering range (it spans keys of other
 //!   services), the watch is split, on the same stream, into one watcher per watched key and
 //!   one per its `/` children, each resuming from its own revision; a transaction spanning
-//!   two watched keys may then reach the local copy in two steps.
+//!   two of those ranges may then reach the local copy in two steps. The covering watch is
+//!   tried again after each full read.
 //! - Any stream error, end of stream or reconnect resumes from the last applied revision + 1.
 //!   A compacted start revision triggers a full re-read at a fresh revision.
 //! - It publishes an immutable [`Snapshot`] per applied revision on a `watch` channel; the
@@ -134,6 +135,8 @@ pub async fn follow(
         following: String::new(),
         split: false,
         range_revs: Vec::new(),
+        split_logged: false,
+        denial_reread: false,
     };
     // One member at a time: etcd-client balances over every endpoint and keeps dead ones
     // (rust-deps.md §2.1), so failover is ours. A session that fails moves to the next
@@ -278,6 +281,11 @@ struct State {
     /// With `split`, the last revision applied by each range's watcher, so each resumes
     /// from its own (a response of one watcher says nothing about the others).
     range_revs: Vec<i64>,
+    /// The split was logged (it is tried again after each full read, logged once).
+    split_logged: bool,
+    /// A refused split watcher sent us to read again (permissions changed); a second refusal
+    /// before any watcher answered is an error, retried with backoff.
+    denial_reread: bool,
 }
 
 /// Publishes a full read as the successor of the current snapshot, logging once when the
@@ -333,6 +341,8 @@ async fn session(
             );
             state.rev = next.revision;
             state.range_revs.clear();
+            // The role may have changed: try the single covering watch again.
+            state.split = false;
             state.needs_read = false;
             state.alive();
         }
@@ -458,12 +468,23 @@ async fn session(
                 }
                 if reason.contains("permission denied") && !state.split {
                     let (start, end) = &ranges[0];
-                    warn!(
-                        "etcd user may not watch [{start}, {}), the range covering every watched key; watching each key on its own instead (a transaction that spans two watched keys may then be applied in two steps)",
-                        end.as_deref().unwrap_or("")
-                    );
+                    let end = end.as_deref().unwrap_or("");
+                    if !state.split_logged {
+                        warn!("etcd user may not watch [{start}, {end}), the range covering every watched key; watching each key, and the keys below it, on its own instead (a transaction that spans two of them may then be applied in two steps)");
+                        state.split_logged = true;
+                    } else {
+                        debug!("covering watch [{start}, {end}) refused again; split");
+                    }
                     state.split = true;
                     state.range_revs.clear();
+                    break;
+                }
+                if reason.contains("permission denied") && !state.denial_reread {
+                    // A key that was readable at the last read no longer is (etcd checks
+                    // permissions when a watch is created): read again to learn which.
+                    warn!("etcd refused a watch ({reason}); reading every watched key again");
+                    state.denial_reread = true;
+                    state.needs_read = true;
                     break;
                 }
                 return Err(SessionEnd::Cancelled(reason));
@@ -475,17 +496,14 @@ async fn session(
                     // far this watcher got: its catch-up events may still follow.
                     continue;
                 }
-                // Progress: everything up to the header revision was delivered (to this
-                // watcher, or to every watcher of the stream when the id is none of ours).
-                if let Some(h) = resp.header() {
-                    match which {
-                        Some(i) => state.range_revs[i] = state.range_revs[i].max(h.revision()),
-                        None => state
-                            .range_revs
-                            .iter_mut()
-                            .for_each(|r| *r = (*r).max(h.revision())),
-                    }
+                // A watcher's own progress notification (sent only once it caught up):
+                // everything up to the header revision was delivered to it. The answer to
+                // a progress request (id -1) only shows etcd is alive: etcd 3.4 may send it
+                // ahead of events already queued, so it moves no resume point.
+                if let (Some(i), Some(h)) = (which, resp.header()) {
+                    state.range_revs[i] = state.range_revs[i].max(h.revision());
                     state.rev = state.rev.max(h.revision());
+                    state.denial_reread = false;
                 }
                 continue;
             }
@@ -496,6 +514,7 @@ async fn session(
                 );
                 continue;
             };
+            state.denial_reread = false;
             apply(&allowed, state, i, tx, &resp);
         }
     }
