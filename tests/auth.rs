@@ -280,7 +280,10 @@ fn run_with_denied_keys_renders_and_follows_the_allowed_ones() {
     );
     assert_eq!(t.read("app.conf"), "server 10.0.0.2:80;\n");
     let log = d.log();
-    assert!(log.contains("watching each key, and the keys below it, on its own"), "{log}");
+    assert!(
+        log.contains("watching each key, and the keys below it, on its own"),
+        "{log}"
+    );
     assert!(!t.out().join("secret.conf").exists(), "{log}");
 
     // Read on /web is revoked; etcd checks it when the watch is created again (after a
