@@ -289,14 +289,14 @@ pub struct Batcher {
 impl Batcher {
     /// A clean, idle batcher for one resource.
     ///
-    /// `leading` picks leading-edge batching (see the module docs); the daemon uses `false`
-    /// (trailing only), like consul-template. `now` anchors the reload budget's clock. Call
-    /// [`Batcher::request`] for the initial reconcile.
-    pub fn new(settings: BatchSettings, leading: bool, now: Instant) -> Self {
+    /// `settings.leading` picks leading-edge batching (see the module docs); by default it is
+    /// off (trailing only, like consul-template). `now` anchors the reload budget's clock.
+    /// Call [`Batcher::request`] for the initial reconcile.
+    pub fn new(settings: BatchSettings, now: Instant) -> Self {
         Batcher {
             debounce: settings.debounce,
             max_wait: settings.max_wait,
-            leading,
+            leading: settings.leading,
             state: State::Idle,
             now,
             last_activity: None,
@@ -529,6 +529,7 @@ mod tests {
             debounce: Duration::from_millis(debounce_ms),
             max_wait: Duration::from_millis(max_wait_ms),
             reload_limit: limit.map(|l| l.parse().expect("valid limit")),
+            leading: false,
         }
     }
 
@@ -571,7 +572,7 @@ mod tests {
         fn new(s: BatchSettings, leading: bool, auto: Auto) -> Sim {
             let t0 = Instant::now();
             Sim {
-                b: Batcher::new(s, leading, t0),
+                b: Batcher::new(BatchSettings { leading, ..s }, t0),
                 t0,
                 now: t0,
                 timer: None,
@@ -995,7 +996,7 @@ mod tests {
 
     #[test]
     fn stale_and_early_timers_do_not_reconcile() {
-        let mut b = Batcher::new(settings(500, 5 * S, None), false, Instant::now());
+        let mut b = Batcher::new(settings(500, 5 * S, None), Instant::now());
         let t0 = b.now;
         let ms = |m: u64| t0 + Duration::from_millis(m);
         assert_eq!(b.on_timer(ms(0)), Action::Idle, "nothing armed");
@@ -1016,7 +1017,7 @@ mod tests {
 
     #[test]
     fn a_change_after_a_missed_deadline_reconciles_at_once() {
-        let mut b = Batcher::new(settings(500, 5 * S, None), false, Instant::now());
+        let mut b = Batcher::new(settings(500, 5 * S, None), Instant::now());
         let t0 = b.now;
         let ms = |m: u64| t0 + Duration::from_millis(m);
         b.on_change(ms(0));
@@ -1026,7 +1027,7 @@ mod tests {
 
     #[test]
     fn time_never_runs_backwards() {
-        let mut b = Batcher::new(settings(500, 5 * S, None), false, Instant::now());
+        let mut b = Batcher::new(settings(500, 5 * S, None), Instant::now());
         let t0 = b.now;
         let ms = |m: u64| t0 + Duration::from_millis(m);
         b.on_change(ms(1000));
@@ -1106,7 +1107,7 @@ mod tests {
     #[should_panic(expected = "on_done outside a reconcile")]
     fn on_done_without_reconcile_is_caught_in_debug() {
         let now = Instant::now();
-        let mut b = Batcher::new(settings(500, 5 * S, None), false, now);
+        let mut b = Batcher::new(settings(500, 5 * S, None), now);
         b.on_done(now, Done::Installed);
     }
 

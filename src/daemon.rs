@@ -405,7 +405,7 @@ impl Actor {
     async fn run(mut self) {
         let r = &self.prepared.resource;
         let watched = r.watched();
-        let mut batcher = Batcher::new(r.batch, false, Instant::now().into_std());
+        let mut batcher = Batcher::new(r.batch, Instant::now().into_std());
         // Wait for the first full read before the first reconcile.
         if self.rx.wait_for(|s| s.seq > 0).await.is_err() {
             return;

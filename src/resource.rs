@@ -47,6 +47,7 @@ struct RawTemplate {
     debounce: Option<Dur>,
     max_wait: Option<Dur>,
     reload_limit: Option<ReloadLimit>,
+    leading: Option<bool>,
     check_timeout: Option<Dur>,
     reload_timeout: Option<Dur>,
 }
@@ -355,6 +356,7 @@ fn load_file(
         debounce: t.debounce,
         max_wait: t.max_wait,
         reload_limit: t.reload_limit,
+        leading: t.leading,
     });
 
     if !errs.is_empty() {
@@ -585,6 +587,7 @@ check_cmd = "nginx -t -c {{.src}}"
 reload_cmd = "nginx -s reload"
 debounce = "0"
 reload_limit = "3/10s"
+leading = true
 check_timeout = "5s"
 "#,
         );
@@ -600,6 +603,7 @@ check_timeout = "5s"
         assert_eq!((r.uid, r.gid, r.mode), (Some(0), Some(0), Some(0o640)));
         assert_eq!(r.batch.debounce, Duration::ZERO);
         assert_eq!(r.batch.max_wait, Duration::from_secs(5));
+        assert!(r.batch.leading);
         assert_eq!(r.check_timeout, Duration::from_secs(5));
         assert_eq!(r.reload_timeout, DEFAULT_COMMAND_TIMEOUT);
     }

@@ -214,6 +214,50 @@ fn burst_inside_debounce_gives_one_install_and_one_reload() {
 }
 
 /// Case 3: Continuous churn for 3× max_wait still installs at least every max_wait.
+/// With `leading = true` the first change after a quiet period is installed while the burst it
+/// starts is still going; a trailing-only batcher (debounce 3 s, max_wait 60 s) would install
+/// nothing until the burst stops. The burst's end still gives one more install.
+#[test]
+fn leading_installs_the_first_change_of_a_burst_at_once() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    nginx_resource(
+        &t,
+        "debounce = \"3s\"\nmax_wait = \"60s\"\nleading = true\nreload_limit = \"none\"\n",
+    );
+    etcd.put("/services/apache/a", "10.0.0.1:80");
+    let d = t.daemon(&etcd, &[]);
+    d.wait_ready();
+    // Stated wait, not a synchronisation: leading needs one debounce of quiet after the
+    // first reconcile.
+    std::thread::sleep(Duration::from_millis(3500));
+    let app = t.out().join("app.conf");
+    etcd.put("/services/apache/b", "10.0.0.2:80");
+    // The burst: a change every 0.5 s (inside the debounce) for up to 15 s.
+    let mut during_burst = false;
+    let mut i = 0;
+    while i < 30 {
+        if read(&app).is_some_and(|s| s.contains("10.0.0.2:80")) {
+            during_burst = true;
+            break;
+        }
+        etcd.put("/services/apache/c", &format!("10.0.0.3:{i}"));
+        i += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        during_burst,
+        "the first change waited for the burst:\n{}",
+        d.log()
+    );
+    etcd.put("/services/apache/c", "10.0.0.3:80");
+    wait_content(
+        &d,
+        &app,
+        &upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]),
+    );
+}
+
 #[test]
 fn continuous_churn_installs_at_least_every_max_wait() {
     let etcd = Etcd::start();

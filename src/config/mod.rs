@@ -105,6 +105,8 @@ pub struct BatchSettings {
     pub max_wait: Duration,
     /// Reloads allowed per window; `None` means unlimited.
     pub reload_limit: Option<RateLimit>,
+    /// Reconcile the first change after a quiet period at once, then debounce the rest.
+    pub leading: bool,
 }
 
 impl Default for BatchSettings {
@@ -113,6 +115,7 @@ impl Default for BatchSettings {
             debounce: Duration::from_millis(500),
             max_wait: Duration::from_secs(5),
             reload_limit: Some("10/min".parse().expect("valid literal")),
+            leading: false,
         }
     }
 }
@@ -124,6 +127,7 @@ impl BatchSettings {
             debounce: raw.debounce.map_or(self.debounce, |d| d.0),
             max_wait: raw.max_wait.map_or(self.max_wait, |d| d.0),
             reload_limit: raw.reload_limit.map_or(self.reload_limit, |l| l.limit()),
+            leading: raw.leading.unwrap_or(self.leading),
         }
     }
 }
@@ -348,7 +352,7 @@ mod tests {
     #[test]
     fn file_then_overrides() {
         let (_d, p) = write(
-            "confdir = \"/x\"\nprefix = \"/dc1\"\n[etcd]\nendpoints = [\"127.0.0.1:1\"]\n[batch]\ndebounce = \"0\"\n",
+            "confdir = \"/x\"\nprefix = \"/dc1\"\n[etcd]\nendpoints = [\"127.0.0.1:1\"]\n[batch]\ndebounce = \"0\"\nleading = true\n",
         );
         let s = Settings::assemble(&Overrides {
             config: Some(p.clone()),
@@ -360,6 +364,7 @@ mod tests {
         assert_eq!(s.etcd.endpoints, vec!["http://127.0.0.1:1"]);
         assert_eq!(s.batch.debounce, Duration::ZERO);
         assert_eq!(s.batch.max_wait, Duration::from_secs(5));
+        assert!(s.batch.leading);
         let s = Settings::assemble(&Overrides {
             config: Some(p),
             prefix: Some("/dc2".into()),

@@ -71,4 +71,6 @@ pub struct RawBatch {
     pub max_wait: Option<Dur>,
     /// Reloads allowed per window, e.g. `"10/min"`, or `"none"`.
     pub reload_limit: Option<ReloadLimit>,
+    /// Reconcile the first change after a quiet period at once.
+    pub leading: Option<bool>,
 }
