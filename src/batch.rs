@@ -214,8 +214,11 @@ type Limiter = RateLimiter<
 
 /// The reload budget: a governor GCRA limiter driven by a clock we advance ourselves, so the
 /// decision depends only on the `now`s passed in (deterministic, testable, no syscalls).
+/// Handed from a batcher to its successor across a SIGHUP ([`Batcher::take_budget`]).
 #[derive(Debug)]
-struct Budget {
+pub struct Budget {
+    /// The `reload_limit` it enforces.
+    limit: RateLimit,
     limiter: Limiter,
     /// A handle on the limiter's clock (clones share the time).
     clock: FakeRelativeClock,
@@ -234,6 +237,7 @@ impl Budget {
             .allow_burst(limit.count);
         let clock = FakeRelativeClock::default();
         Budget {
+            limit,
             limiter: RateLimiter::direct_with_clock(quota, clock.clone()),
             clock,
             clock_at: now,
@@ -302,6 +306,24 @@ impl Batcher {
             last_activity: None,
             failures: 0,
             budget: settings.reload_limit.map(|l| Budget::new(l, now)),
+        }
+    }
+
+    /// Hands over the reload budget, for the batcher that replaces this one when the
+    /// configuration is read again: reloads spent before a SIGHUP still count after it.
+    pub fn take_budget(&mut self) -> Option<Budget> {
+        self.budget.take()
+    }
+
+    /// Continues with `budget` (from the batcher this one replaces) when it enforces the same
+    /// `reload_limit`; a changed limit starts afresh.
+    pub fn resume_budget(&mut self, budget: Budget) {
+        if self
+            .budget
+            .as_ref()
+            .is_some_and(|b| b.limit == budget.limit)
+        {
+            self.budget = Some(budget);
         }
     }
 
@@ -1051,6 +1073,26 @@ mod tests {
         assert_eq!(s.b.reload_permit(s.now), Err(s.at(60 * S)));
         s.done(410, Done::Deferred(s.at(60 * S)));
         assert_eq!(s.timer_ms(), Some(60 * S));
+    }
+
+    #[test]
+    fn the_budget_carries_over_to_a_successor_with_the_same_limit() {
+        let mut s = Sim::new(settings(500, 5 * S, Some("1/min")), false, Auto::Off);
+        s.request(0);
+        assert_eq!(s.b.reload_permit(s.now), Ok(()));
+        s.done(10, Done::Installed);
+        let spent = s.b.take_budget().expect("a limit is set");
+        // The successor (same limit) must wait as the first one would have.
+        let mut next = Batcher::new(settings(500, 5 * S, Some("1/min")), s.now);
+        next.resume_budget(spent);
+        assert_eq!(next.request(s.at(20)), Action::Reconcile);
+        assert_eq!(next.reload_permit(s.at(20)), Err(s.at(60 * S)));
+        // A successor with another limit starts afresh.
+        let spent = next.take_budget().expect("a limit is set");
+        let mut other = Batcher::new(settings(500, 5 * S, Some("2/min")), s.now);
+        other.resume_budget(spent);
+        assert_eq!(other.request(s.at(30)), Action::Reconcile);
+        assert_eq!(other.reload_permit(s.at(30)), Ok(()));
     }
 
     #[test]

@@ -105,14 +105,14 @@ pub async fn run_with(
     };
     let mut resources = load(&settings, &BTreeMap::new());
     let mut settings = settings;
-    // Destinations whose reload is owed outlive a generation, so a SIGHUP cannot forget one.
-    let owed: Owed = Arc::default();
+    // Owed reloads and reload budgets outlive a generation: a SIGHUP forgets neither.
+    let carried: CarriedState = Arc::default();
     let watchdog = sd_notify::watchdog_enabled();
     let mut watchdog_tick =
         tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |w| w / 2));
     loop {
         let mut generation =
-            Generation::start(&settings, &resources, source, (noop, sync_only), &owed);
+            Generation::start(&settings, &resources, source, (noop, sync_only), &carried);
         let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
         let mut ready = resources.is_empty();
         let mut last_status = String::new();
@@ -319,7 +319,7 @@ impl Generation {
         resources: &BTreeMap<PathBuf, Arc<Prepared>>,
         source: Source,
         (noop, sync_only): (bool, bool),
-        owed: &Owed,
+        carried: &CarriedState,
     ) -> Self {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -352,7 +352,7 @@ impl Generation {
                 status: status_tx.clone(),
                 noop,
                 sync_only,
-                owed: owed.clone(),
+                carried: carried.clone(),
             };
             let span = info_span!("resource", reconfd.resource = %p.resource.name);
             tracker.spawn(actor.run().instrument(span));
@@ -394,18 +394,43 @@ struct Actor {
     noop: bool,
     /// Install without running `check_cmd` or `reload_cmd` (`reconfd confd -sync-only`).
     sync_only: bool,
-    /// Shared with the supervisor: destinations installed whose reload has not succeeded yet.
-    owed: Owed,
+    /// Shared with the supervisor: what outlives this generation.
+    carried: CarriedState,
 }
 
-/// Destinations whose `reload_cmd` is owed (installed, reload failed).
-type Owed = Arc<std::sync::Mutex<std::collections::BTreeSet<PathBuf>>>;
+/// What a resource's actor leaves to its successor after a SIGHUP, by destination.
+#[derive(Debug, Default)]
+struct Carried {
+    /// Destinations installed whose `reload_cmd` has not succeeded yet.
+    owed: std::collections::BTreeSet<PathBuf>,
+    /// Reload budgets, so reloads spent before a SIGHUP still count after it.
+    budgets: BTreeMap<PathBuf, crate::batch::Budget>,
+}
+
+type CarriedState = Arc<std::sync::Mutex<Carried>>;
 
 impl Actor {
     async fn run(mut self) {
+        let dest = self.prepared.resource.dest.clone();
+        let mut batcher = Batcher::new(self.prepared.resource.batch, Instant::now().into_std());
+        let carried = self
+            .carried
+            .lock()
+            .ok()
+            .and_then(|mut c| c.budgets.remove(&dest));
+        if let Some(budget) = carried {
+            batcher.resume_budget(budget);
+        }
+        self.follow(&mut batcher).await;
+        if let (Some(budget), Ok(mut c)) = (batcher.take_budget(), self.carried.lock()) {
+            c.budgets.insert(dest, budget);
+        }
+    }
+
+    /// Reconciles on changes, timers and retries until the generation stops.
+    async fn follow(&mut self, batcher: &mut Batcher) {
         let r = &self.prepared.resource;
         let watched = r.watched();
-        let mut batcher = Batcher::new(r.batch, Instant::now().into_std());
         // Wait for the first full read before the first reconcile.
         if self.rx.wait_for(|s| s.seq > 0).await.is_err() {
             return;
@@ -418,7 +443,11 @@ impl Actor {
         let mut view = Arc::new(first.view(&r.prefix, &watched));
         let dest = r.dest.clone();
         let mut last_failure: Option<&'static str> = None;
-        let mut reload_owed = self.owed.lock().map(|o| o.contains(&dest)).unwrap_or(false);
+        let mut reload_owed = self
+            .carried
+            .lock()
+            .map(|o| o.owed.contains(&dest))
+            .unwrap_or(false);
         let mut action = batcher.request(Instant::now().into_std());
         let mut timer: Option<Instant>;
         loop {
@@ -445,17 +474,17 @@ impl Actor {
                     } else {
                         self.reconcile_once(
                             view.clone(),
-                            &mut batcher,
+                            batcher,
                             &mut reload_owed,
                             &mut last_failure,
                         )
                         .await
                     };
-                    if let Ok(mut o) = self.owed.lock() {
+                    if let Ok(mut o) = self.carried.lock() {
                         if reload_owed {
-                            o.insert(dest.clone());
+                            o.owed.insert(dest.clone());
                         } else {
-                            o.remove(&dest);
+                            o.owed.remove(&dest);
                         }
                     }
                     let status = match &done {

@@ -607,6 +607,39 @@ fn owed_reload_survives_sighup() {
     });
 }
 
+/// The reload budget outlives a SIGHUP: with reload_limit "1/min", a change after the first
+/// reload is deferred, and reading the configuration again does not refill the budget.
+#[test]
+fn sighup_does_not_refill_the_reload_budget() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    let reloads = t.root.path().join("reloads");
+    nginx_resource(
+        &t,
+        &format!(
+            "debounce = \"0\"\nreload_limit = \"1/min\"\nreload_cmd = \"date +%s.%N >> {}\"\n",
+            reloads.display()
+        ),
+    );
+    etcd.put("/services/apache/a", "10.0.0.1:80");
+    let d = t.daemon(&etcd, &[]);
+    d.wait_ready();
+    assert_eq!(lines(&reloads).len(), 1, "{}", d.log());
+    etcd.put("/services/apache/b", "10.0.0.2:80");
+    d.wait_log(EVENT, DEFERRED, 1);
+    d.signal(Signal::SIGHUP);
+    d.wait_log(EVENT, READY, 2);
+    // The new generation's first reconcile finds the change still waiting for the budget.
+    d.wait_log(EVENT, DEFERRED, 2);
+    assert_eq!(lines(&reloads).len(), 1, "{}", d.log());
+    assert_eq!(
+        read(&t.out().join("app.conf")).as_deref(),
+        Some(upstream(&["10.0.0.1:80"]).as_str())
+    );
+}
+
+const DEFERRED: &str = "reload limit reached; install deferred";
+
 /// Case 9: SIGHUP picks up an added resource, a changed one and a removed one.
 #[test]
 fn sighup_adds_changes_and_removes_resources() {
