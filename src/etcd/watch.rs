@@ -333,12 +333,20 @@ async fn session(
         if state.needs_read {
             let read = super::read_allowed(&mut client, settings, watched).await?;
             let next = publish_read(settings, tx, read);
-            info!(
-                revision = next.revision,
-                keys = next.kvs.len(),
-                changed = next.changed.len(),
-                "read every watched key"
-            );
+            // The periodic re-reads while keys are denied change nothing most of the time.
+            if next.since == 0 || !next.changed.is_empty() {
+                info!(
+                    revision = next.revision,
+                    keys = next.kvs.len(),
+                    changed = next.changed.len(),
+                    "read every watched key"
+                );
+            } else {
+                debug!(
+                    revision = next.revision,
+                    "read every watched key; nothing changed"
+                );
+            }
             state.rev = next.revision;
             state.range_revs.clear();
             // The role may have changed: try the single covering watch again.
