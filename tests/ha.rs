@@ -368,6 +368,33 @@ fn a_hung_member_is_left_within_seconds() {
     eprintln!("hung member: change applied {took:?} after the write");
 }
 
+/// A member that lost its leader (the other two stopped) cannot see new writes; etcd ends the
+/// watch of a client that requires a leader, so the daemon reports etcd unreachable instead
+/// of quietly following a member cut off from the cluster, and follows again once the
+/// cluster has a leader.
+#[test]
+fn a_member_without_a_leader_is_not_followed() {
+    let cluster = Cluster::start();
+    let (t, d) = setup(&cluster);
+    let kept = cluster.index_of(&followed(&d));
+    let others: Vec<usize> = (0..3).filter(|&i| i != kept).collect();
+    for &i in &others {
+        nix::sys::signal::kill(cluster.pid(i), Signal::SIGSTOP).unwrap();
+    }
+    d.wait_log(
+        Duration::from_secs(40),
+        "no etcd endpoint can be followed",
+        1,
+    );
+    assert!(d.log().contains("no leader"), "{}", d.log());
+    for &i in &others {
+        nix::sys::signal::kill(cluster.pid(i), Signal::SIGCONT).unwrap();
+    }
+    cluster.put(others[0], "/services/apache/led", "10.0.4.4:80");
+    wait_content(&t, &d, "server 10.0.4.4:80;", Duration::from_secs(40));
+    d.wait_log(Duration::from_secs(10), "etcd reachable again", 1);
+}
+
 #[test]
 fn all_members_down_then_one_back_recovers() {
     let mut cluster = Cluster::start();

@@ -246,11 +246,17 @@ pub async fn preflight(settings: &EtcdSettings) -> Result<(), EtcdError> {
 /// Connects to etcd. The TLS files and the password are read now, at every connection, so
 /// replaced files are picked up by the next reconnect. With a username the client logs in
 /// here.
+///
+/// Every call requires the member to have a leader (etcd's `hasleader`): a member cut off
+/// from the cluster's majority refuses new calls and ends our watch (after about three
+/// election timeouts), so the follower moves to a member that sees current data instead of
+/// quietly following one that cannot.
 pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(10))
-        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+        .with_require_leader(true);
     if let Some(tls) = tls::options(settings)? {
         opts = opts.with_tls(tls);
     }
