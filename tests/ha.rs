@@ -260,6 +260,9 @@ fn setup(cluster: &Cluster) -> (Tree, Daemon) {
     }
     let d = Daemon::spawn(cmd);
     d.wait_ready();
+    // READY comes after the first reconcile, which may finish before the follower has
+    // opened its watch and said which member it follows.
+    d.wait_log(Duration::from_secs(20), "following etcd", 1);
     (t, d)
 }
 
