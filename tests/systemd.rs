@@ -1068,3 +1068,39 @@ fn etcd_unreachable_in_interval_mode_has_its_message_id() {
         reconfd::logging::ETCD_UNREACHABLE
     );
 }
+
+/// With `--interval`, STATUS= names the member that answered, not every configured one.
+#[test]
+fn status_in_interval_mode_names_the_member_that_answered() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    upstream_resource(&t, "nginx", "app.conf", "");
+    etcd.put("/services/apache/a", "10.0.0.1:80");
+    let rev = etcd.revision();
+    let dead = format!("http://127.0.0.1:{}", util::free_port());
+    let sock = NotifySocket::bind(|| true);
+    let mut cmd = t.reconfd(
+        None,
+        &[
+            "run",
+            "--interval",
+            "1",
+            "--endpoint",
+            &dead,
+            "--endpoint",
+            &etcd.endpoint,
+        ],
+    );
+    cmd.env("NOTIFY_SOCKET", &sock.path)
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM");
+    let d = Daemon::spawn(cmd);
+    let ready = sock.wait(&d, 0, "READY=1", |m| m.has("READY=1"));
+    assert_eq!(
+        sock.messages()[ready].get("STATUS"),
+        Some(format!("1 resource in sync at revision {rev} via {}", etcd.endpoint).as_str()),
+        "{}",
+        sock.dump()
+    );
+}

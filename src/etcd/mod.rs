@@ -362,6 +362,8 @@ pub struct Read {
     pub snapshot: Snapshot,
     /// Watched keys (full keys, as given) that etcd refused with "permission denied".
     pub denied: Vec<String>,
+    /// The endpoint(s) read from: the one that answered, after [`read_any`].
+    pub endpoint: String,
 }
 
 /// Tries each endpoint in turn (one member at a time, since etcd-client would otherwise
@@ -443,6 +445,7 @@ pub async fn read_allowed(
             return Ok(Read {
                 snapshot,
                 denied: Vec::new(),
+                endpoint: endpoints.join(","),
             })
         }
         Err((_, source)) if is_denied(&source) => {}
@@ -463,7 +466,11 @@ pub async fn read_allowed(
             Err((what, source)) => return Err(fail(what, source)),
         }
     }
-    Ok(Read { snapshot, denied })
+    Ok(Read {
+        snapshot,
+        denied,
+        endpoint: endpoints.join(","),
+    })
 }
 
 /// Reads every key under `prefixes` (merged watched keys) into `snapshot`, pinned to its

@@ -233,6 +233,7 @@ pub async fn poll(
                 health.send_modify(|h| {
                     h.alive = Some(std::time::Instant::now());
                     h.error = None;
+                    h.endpoints = read.endpoint.clone();
                 });
                 let current = tx.borrow().clone();
                 if current.seq == 0
