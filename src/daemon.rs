@@ -300,7 +300,38 @@ fn load(
             out.insert(file, old.clone());
         }
     }
+    refuse_dests_of_kept(&mut out, previous);
     out
+}
+
+/// A kept previous version (its file now fails to load) still installs its `dest`; a new or
+/// changed resource that now names the same `dest` would fight it, so that one is refused.
+/// (Resources that loaded now were already checked against each other.)
+fn refuse_dests_of_kept(
+    out: &mut BTreeMap<PathBuf, Arc<Prepared>>,
+    previous: &BTreeMap<PathBuf, Arc<Prepared>>,
+) {
+    let kept: BTreeMap<PathBuf, PathBuf> = out
+        .iter()
+        .filter(|(file, p)| previous.get(*file).is_some_and(|old| Arc::ptr_eq(old, p)))
+        .map(|(file, p)| (p.resource.dest.components().collect(), file.clone()))
+        .collect();
+    out.retain(|file, p| {
+        let dest: PathBuf = p.resource.dest.components().collect();
+        match kept.get(&dest) {
+            Some(owner) if owner != file => {
+                error!(
+                    reconfd.resource = %p.resource.name,
+                    "{}: dest {} is also the dest of {}, whose previous version is kept because its file fails to load; resources sharing a file would overwrite each other at every change",
+                    file.display(),
+                    dest.display(),
+                    owner.display()
+                );
+                false
+            }
+            _ => true,
+        }
+    });
 }
 
 /// One etcd task and its actors, all stopped together.

@@ -724,6 +724,23 @@ fn sighup_with_resource_typo_keeps_the_old_resource() {
     etcd.put("/v", "2");
     wait_content(&d, &t.out().join("a.conf"), "a 2\n");
     assert_eq!(t.out_files(), vec!["a.conf"], "{}", d.log());
+
+    // A new resource naming the kept version's destination is refused, not run beside it.
+    t.template("c.tera", "c {{ getv(key=\"/v\") }}\n");
+    let c = t.resource(
+        "c",
+        "[template]\nsrc = \"c.tera\"\ndest = \"@OUT@/a.conf\"\nkeys = [\"/v\"]\ndebounce = \"0\"\n",
+    );
+    d.signal(Signal::SIGHUP);
+    d.wait_log(EVENT, READY, 3);
+    let log = d.log();
+    assert!(
+        log.contains(&format!("{}: dest ", c.display()))
+            && log.contains("whose previous version is kept"),
+        "{log}"
+    );
+    etcd.put("/v", "3");
+    wait_content(&d, &t.out().join("a.conf"), "a 3\n");
 }
 
 /// Case 10b: SIGHUP with an invalid daemon config file (--config) keeps the running configuration.
