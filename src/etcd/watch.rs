@@ -240,7 +240,7 @@ pub async fn poll(
                     || current.kvs != read.snapshot.kvs
                     || *current.denied != *read.denied
                 {
-                    publish_read(&settings, &tx, read);
+                    publish_read(&settings, &tx, read, every);
                 }
             }
             Err(e) => {
@@ -295,6 +295,7 @@ fn publish_read(
     settings: &EtcdSettings,
     tx: &watch::Sender<Arc<Snapshot>>,
     read: super::Read,
+    retried_every: Duration,
 ) -> Arc<Snapshot> {
     let current = tx.borrow().clone();
     let revision = if read.snapshot.revision > 0 {
@@ -311,7 +312,7 @@ fn publish_read(
             error!(
                 "{}; resources watching these keys are not rendered (tried again every {})",
                 super::denied(settings, read.denied.clone()),
-                humantime::format_duration(DENIED_RECHECK)
+                humantime::format_duration(retried_every)
             );
         }
         next.denied = read.denied.into();
@@ -333,7 +334,7 @@ async fn session(
     loop {
         if state.needs_read {
             let read = super::read_allowed(&mut client, settings, watched).await?;
-            let next = publish_read(settings, tx, read);
+            let next = publish_read(settings, tx, read, DENIED_RECHECK);
             // The periodic re-reads while keys are denied change nothing most of the time.
             if next.since == 0 || !next.changed.is_empty() {
                 info!(
@@ -488,15 +489,25 @@ async fn session(
                     state.range_revs.clear();
                     break;
                 }
-                if reason.contains("permission denied") && !state.denial_reread {
+                // The refused watcher: a refusal answers its create request, in order.
+                let what = match ids.len().checked_sub(1).and_then(|i| ranges.get(i)) {
+                    Some((start, Some(end))) if resp.created() => format!(" of [{start}, {end})"),
+                    Some((key, None)) if resp.created() => format!(" of {key}"),
+                    _ => String::new(),
+                };
+                if reason.contains("permission denied") {
                     // A key that was readable at the last read no longer is (etcd checks
-                    // permissions when a watch is created): read again to learn which.
-                    warn!("etcd refused a watch ({reason}); reading every watched key again");
-                    state.denial_reread = true;
+                    // permissions when a watch is created): read again to learn which. A
+                    // second refusal before any watcher answered is an error (backoff), and
+                    // the read is still owed.
                     state.needs_read = true;
-                    break;
+                    if !state.denial_reread {
+                        warn!("etcd refused the watch{what} ({reason}); reading every watched key again");
+                        state.denial_reread = true;
+                        break;
+                    }
                 }
-                return Err(SessionEnd::Cancelled(reason));
+                return Err(SessionEnd::Cancelled(format!("{reason}{what}")));
             }
             let which = ids.iter().position(|id| *id == resp.watch_id());
             if resp.events().is_empty() {
