@@ -37,7 +37,8 @@
 //!   during a deferral are batched as usual but wait for that time too, since an earlier
 //!   render could not reload anyway.
 //! - A failed reconcile is retried after 1 s, 2 s, 4 s … capped at 60 s; a change during the
-//!   backoff starts a normal batch; only a success resets the backoff.
+//!   backoff starts a normal batch (reconciled at once with `leading` after a quiet period);
+//!   only a success resets the backoff.
 //! - [`Batcher::request`] reconciles at once from any state (after the running reconcile, if
 //!   one runs); the reload budget still applies through [`Batcher::reload_permit`].
 //!
