@@ -213,7 +213,6 @@ fn burst_inside_debounce_gives_one_install_and_one_reload() {
     assert_eq!(staged_files(&t.out()), Vec::<String>::new());
 }
 
-/// Case 3: Continuous churn for 3× max_wait still installs at least every max_wait.
 /// With `leading = true` the first change after a quiet period is installed while the burst it
 /// starts is still going; a trailing-only batcher (debounce 3 s, max_wait 60 s) would install
 /// nothing until the burst stops. The burst's end still gives one more install.
@@ -258,6 +257,7 @@ fn leading_installs_the_first_change_of_a_burst_at_once() {
     );
 }
 
+/// Case 3: Continuous churn for 3× max_wait still installs at least every max_wait.
 #[test]
 fn continuous_churn_installs_at_least_every_max_wait() {
     let etcd = Etcd::start();
