@@ -314,10 +314,10 @@ fn refuse_dests_of_kept(
     let kept: BTreeMap<PathBuf, PathBuf> = out
         .iter()
         .filter(|(file, p)| previous.get(*file).is_some_and(|old| Arc::ptr_eq(old, p)))
-        .map(|(file, p)| (p.resource.dest.components().collect(), file.clone()))
+        .map(|(file, p)| (p.resource.dest_key(), file.clone()))
         .collect();
     out.retain(|file, p| {
-        let dest: PathBuf = p.resource.dest.components().collect();
+        let dest = p.resource.dest_key();
         match kept.get(&dest) {
             Some(owner) if owner != file => {
                 error!(

@@ -88,6 +88,12 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// `dest` as resources are compared by: `//` and `/./` folded, lexically (symbolic links
+    /// are not followed).
+    pub fn dest_key(&self) -> PathBuf {
+        self.dest.components().collect()
+    }
+
     /// Full etcd keys this resource watches: each key joined under the prefix.
     pub fn watched(&self) -> Vec<String> {
         self.keys
@@ -167,10 +173,7 @@ pub fn load_all(settings: &Settings) -> Loaded {
 fn refuse_shared_dests(loaded: &mut Loaded) {
     let mut by_dest: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
     for (i, r) in loaded.resources.iter().enumerate() {
-        by_dest
-            .entry(r.dest.components().collect())
-            .or_default()
-            .push(i);
+        by_dest.entry(r.dest_key()).or_default().push(i);
     }
     let mut refused = BTreeSet::new();
     for (dest, group) in by_dest.iter().filter(|(_, g)| g.len() > 1) {
