@@ -218,6 +218,22 @@ impl Snapshot {
     }
 }
 
+/// The key ranges holding exactly the keys `prefixes` (merged watched keys) cover, for reads
+/// and for split watches alike: for each `W`, the key `W` itself (no end) and its children
+/// `[W/, W0)` (`'0'` is the byte after `'/'`); for `/`, every key, `[/, 0)`.
+pub fn key_ranges(prefixes: &[String]) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for w in prefixes {
+        if w == "/" {
+            out.push(("/".to_owned(), Some("0".to_owned())));
+        } else {
+            out.push((w.clone(), None));
+            out.push((format!("{w}/"), Some(format!("{w}0"))));
+        }
+    }
+    out
+}
+
 /// The smallest set of watched keys covering all of `watched`: sorted, deduplicated, keys
 /// below another watched key dropped.
 pub fn merge_prefixes(watched: &[String]) -> Vec<String> {
@@ -392,25 +408,6 @@ pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Rea
     Err(last.expect("at least one endpoint is configured"))
 }
 
-/// Reads every key covered by `watched` (full keys) at one revision.
-///
-/// Each watched key becomes two range reads, the key itself and its `/`-children, so
-/// `/services/apache` never transfers `/services/apachefoo`. They go in as few transactions
-/// as etcd allows; the later ones are pinned to the first one's revision. Any watched key
-/// the user may not read makes this fail with [`EtcdError::Denied`] naming the user and the
-/// keys; see [`read_allowed`] to read the rest anyway.
-pub async fn read_with(
-    client: &mut Client,
-    settings: &EtcdSettings,
-    watched: &[String],
-) -> Result<Snapshot, EtcdError> {
-    let r = read_allowed(client, settings, watched).await?;
-    if !r.denied.is_empty() {
-        return Err(denied(settings, r.denied));
-    }
-    Ok(r.snapshot)
-}
-
 /// The error for watched keys `keys` that the configured user may not read.
 pub fn denied(settings: &EtcdSettings, keys: Vec<String>) -> EtcdError {
     EtcdError::Denied {
@@ -420,7 +417,12 @@ pub fn denied(settings: &EtcdSettings, keys: Vec<String>) -> EtcdError {
     }
 }
 
-/// Like [`read_with`], but a watched key the user may not read does not fail the others: it is
+/// Reads every key covered by `watched` (full keys) at one revision.
+///
+/// Each watched key becomes two range reads ([`key_ranges`]), the key itself and its
+/// `/`-children, so `/services/apache` never transfers `/services/apachefoo`. They go in as
+/// few transactions as etcd allows; the later ones are pinned to the first one's revision.
+/// A watched key the user may not read does not fail the others: it is
 /// listed in [`Read::denied`], and every other key is still read at one revision. Errors name
 /// the user.
 pub async fn read_allowed(
@@ -481,23 +483,14 @@ async fn read_into(
     prefixes: &[String],
     snapshot: &mut Snapshot,
 ) -> Result<(), (String, etcd_client::Error)> {
-    let mut ops = Vec::new();
-    for w in prefixes {
-        if w == "/" {
-            // "/" covers every key starting with "/".
-            ops.push((w.clone(), true));
-        } else {
-            ops.push((w.clone(), false));
-            ops.push((format!("{w}/"), true));
-        }
-    }
-    for chunk in ops.chunks(MAX_TXN_OPS) {
+    let ranges = key_ranges(prefixes);
+    for chunk in ranges.chunks(MAX_TXN_OPS) {
         let txn_ops: Vec<TxnOp> = chunk
             .iter()
-            .map(|(key, prefix)| {
+            .map(|(key, end)| {
                 let mut o = GetOptions::new();
-                if *prefix {
-                    o = o.with_prefix();
+                if let Some(end) = end {
+                    o = o.with_range(end.as_str());
                 }
                 if snapshot.revision > 0 {
                     o = o.with_revision(snapshot.revision);
@@ -508,7 +501,7 @@ async fn read_into(
         let resp = kv.txn(Txn::new().and_then(txn_ops)).await.map_err(|e| {
             let what = chunk
                 .iter()
-                .filter(|(_, prefix)| !prefix || chunk.len() == 1)
+                .filter(|(_, end)| end.is_none() || chunk.len() == 1)
                 .map(|(k, _)| k.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -534,6 +527,25 @@ async fn read_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ranges_are_each_key_and_its_children() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            key_ranges(&merge_prefixes(&w(&["/b", "/a/x", "/a"]))),
+            vec![
+                ("/a".to_owned(), None),
+                ("/a/".to_owned(), some("/a0")),
+                ("/b".to_owned(), None),
+                ("/b/".to_owned(), some("/b0")),
+            ]
+        );
+        assert_eq!(
+            key_ranges(&merge_prefixes(&w(&["/", "/a"]))),
+            vec![("/".to_owned(), some("0"))]
+        );
+    }
 
     #[test]
     fn merge_drops_covered_keys() {

@@ -96,22 +96,6 @@ pub fn covering_range(watched: &[String]) -> (String, String) {
     (start, end)
 }
 
-/// The ranges watched one by one when the covering range may not be read: for each merged
-/// watched key `W`, `W` itself and its children `[W/, W0)` (for `/`, every key), the same
-/// ranges [`super::read_allowed`] reads. `None` as the end means the single key.
-pub fn split_ranges(prefixes: &[String]) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    for w in merge_prefixes(prefixes) {
-        if w == "/" {
-            out.push(("/".to_owned(), Some("0".to_owned())));
-        } else {
-            out.push((format!("{w}/"), Some(format!("{w}0"))));
-            out.push((w, None));
-        }
-    }
-    out
-}
-
 /// Follows etcd until `cancel` fires, publishing a snapshot per applied revision.
 ///
 /// The first snapshot is published after the first successful full read; until then the
@@ -277,7 +261,7 @@ struct State {
     progressed: bool,
     /// The endpoint last followed, to log a switch once.
     following: String,
-    /// The covering range was refused: watch each key on its own ([`split_ranges`]).
+    /// The covering range was refused: watch each key on its own ([`super::key_ranges`]).
     split: bool,
     /// With `split`, the last revision applied by each range's watcher, so each resumes
     /// from its own (a response of one watcher says nothing about the others).
@@ -388,7 +372,7 @@ async fn session(
             continue;
         }
         let ranges: Vec<(String, Option<String>)> = if state.split {
-            split_ranges(&allowed)
+            super::key_ranges(&merge_prefixes(&allowed))
         } else {
             let (start, end) = covering_range(&allowed);
             vec![(start, Some(end))]
@@ -631,25 +615,6 @@ mod tests {
         for k in ["/a/b", "/a/b/c", "/a/b/c/d"] {
             assert!(k >= s.as_str() && k < e.as_str(), "{k}");
         }
-    }
-
-    #[test]
-    fn split_ranges_are_each_key_and_its_children() {
-        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let some = |s: &str| Some(s.to_owned());
-        assert_eq!(
-            split_ranges(&w(&["/b", "/a/x", "/a"])),
-            vec![
-                ("/a/".to_owned(), some("/a0")),
-                ("/a".to_owned(), None),
-                ("/b/".to_owned(), some("/b0")),
-                ("/b".to_owned(), None),
-            ]
-        );
-        assert_eq!(
-            split_ranges(&w(&["/", "/a"])),
-            vec![("/".to_owned(), some("0"))]
-        );
     }
 
     #[test]
