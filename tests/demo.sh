@@ -12,7 +12,11 @@ bin=target/debug/reconfd
 work=$(mktemp -d)
 etcd_pid=""
 cleanup() {
-  [ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null && wait "$etcd_pid" 2>/dev/null
+  # etcd dies of the SIGTERM (status 143); that must not become the demo's exit status.
+  if [ -n "$etcd_pid" ]; then
+    kill "$etcd_pid" 2>/dev/null || true
+    wait "$etcd_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
