@@ -12,10 +12,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{BatchSettings, Dur, Mode, NameOrId, ReloadLimit, Settings};
+use crate::config::{
+    BatchSettings, Dialect, Dur, EngineKind, Mode, NameOrId, ReloadLimit, Settings,
+};
 use crate::diag::Diagnostic;
 use crate::keys;
-use crate::template::EngineKind;
 
 /// Default time a `check_cmd` or `reload_cmd` may run before it is killed.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,22 +115,6 @@ pub struct Loaded {
     pub failed: Vec<PathBuf>,
     /// Things that do not stop a resource: keys the confd dialect ignores.
     pub warnings: Vec<Diagnostic>,
-}
-
-/// Which rules resource files are read by ([`Settings::dialect`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Dialect {
-    /// `reconfd run/once/check`: `<confdir>/conf.d/*.toml`, not recursive; an unknown key is
-    /// an error, so a typo like `relaod_cmd` cannot go unnoticed.
-    #[default]
-    Reconfd,
-    /// `reconfd confd`, as confd reads conf.d: walked recursively (symlinked directories are
-    /// not followed), every file whose name ends in `toml` (confd's glob `*toml`, no dot
-    /// needed); an unknown key is a warning with its line (confd ignores it silently), and
-    /// keys match case-insensitively, as Go's TOML decoder matches them to confd's fields.
-    /// The resource's name is its path under conf.d without `.toml` (`sub/app`), so files
-    /// of the same name in different directories stay apart.
-    Confd,
 }
 
 /// Reads every resource file in `<confdir>/conf.d` (which ones: see [`Dialect`]), in

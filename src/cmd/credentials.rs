@@ -9,7 +9,8 @@ use std::os::fd::AsFd;
 
 use crate::cli::CredentialsAction;
 use crate::config::Overrides;
-use crate::etcd::credentials::{self, Password, KEYRING_SERVICE};
+use crate::config::Password;
+use crate::etcd::credentials::{self, KEYRING_SERVICE};
 use crate::exit;
 
 /// Runs the action; exit 0 on success.

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use toml::{Spanned, Value};
 
 use super::Backend;
+use crate::config::Password;
 use crate::diag::Diagnostic;
-use crate::etcd::credentials::Password;
 
 /// What confd.toml sets; `None` where it says nothing.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -34,9 +34,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::config::raw::RawConfig;
+use crate::config::Dialect;
 use crate::config::{Overrides, Settings};
 use crate::exit;
-use crate::resource::Dialect;
 use flags::Flags;
 
 /// confd's default config file; a missing one is skipped.
@@ -400,7 +400,7 @@ impl Invocation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::credentials::Password;
+    use crate::config::Password;
 
     fn flags(args: &[&str]) -> Flags {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();

@@ -8,6 +8,8 @@
 //!
 //! Resources (`conf.d/*.toml`) are not this module's business: see [`crate::resource`].
 
+pub mod dialect;
+pub mod etcd;
 pub mod raw;
 pub mod value;
 
@@ -15,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::diag::Diagnostic;
+pub use dialect::{Dialect, EngineKind};
+pub use etcd::{EtcdSettings, Password};
 use raw::RawConfig;
 pub use value::{Dur, Mode, NameOrId, RateLimit, ReloadLimit};
 
@@ -68,32 +72,7 @@ pub struct Settings {
     /// How resource files are found and read: reconfd's strict rules, or confd's under
     /// `reconfd confd`. It travels with the settings so `once`, the daemon and its SIGHUP
     /// reload all read conf.d the same way.
-    pub dialect: crate::resource::Dialect,
-}
-
-/// How to reach etcd.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdSettings {
-    /// Every member, as URLs (`http://host:port` or `https://host:port`).
-    pub endpoints: Vec<String>,
-    /// Set when authentication is wanted.
-    pub username: Option<String>,
-    /// A password already in memory (`reconfd confd`'s `-password` or confd.toml); when
-    /// set it is the only source consulted. Never read from reconfd.toml or the
-    /// environment, and its `Debug` is redacted.
-    pub password: Option<crate::etcd::credentials::Password>,
-    /// Password file; the first password source consulted (see [`crate::etcd::credentials`]).
-    pub password_file: Option<PathBuf>,
-    /// systemd credential name; the second source.
-    pub password_credential: Option<String>,
-    /// Whether to use the system keyring; the third source. The environment is the last.
-    pub password_keyring: bool,
-    /// CA bundle for verifying the servers; required with `https://` endpoints.
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate and key, always both or neither.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
-    /// Name to verify the servers' certificates against instead of the endpoints' host.
-    pub server_name: Option<String>,
+    pub dialect: Dialect,
 }
 
 /// Per-resource batching: quiet period, maximum wait, reload rate limit.
@@ -310,7 +289,7 @@ impl Settings {
             },
             batch,
             log_level,
-            dialect: crate::resource::Dialect::Reconfd,
+            dialect: Dialect::Reconfd,
         })
     }
 

@@ -27,7 +27,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::EtcdSettings;
+use crate::config::{EtcdSettings, Password};
 
 /// The keyring service name reconfd stores passwords under.
 pub const KEYRING_SERVICE: &str = "reconfd";
@@ -35,29 +35,6 @@ pub const KEYRING_SERVICE: &str = "reconfd";
 pub const PASSWORD_ENV: &str = "RECONFD_ETCD_PASSWORD";
 /// The environment variable systemd sets to the service's credentials directory.
 pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
-
-/// A password. Its `Debug` is redacted and it has no `Display`: the only way to the text is
-/// [`Password::expose`], called where the password is handed to the etcd client.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password.
-    pub fn new(text: String) -> Self {
-        Password(text)
-    }
-
-    /// The password itself, for the etcd client and the keyring only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
 
 /// One place a password can come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +136,7 @@ pub fn password(settings: &EtcdSettings, user: &str) -> Result<Password, Credent
     };
     let text = match &source {
         Source::Given => match &settings.password {
-            Some(p) => p.0.clone(),
+            Some(p) => p.expose().to_owned(),
             None => String::new(),
         },
         Source::File(path) => read_secret_file(path, user, true)?,
@@ -188,7 +165,7 @@ pub fn password(settings: &EtcdSettings, user: &str) -> Result<Password, Credent
     if text.is_empty() {
         return Err(fail("the password is empty".into()));
     }
-    Ok(Password(text))
+    Ok(Password::new(text))
 }
 
 /// Problems `reconfd check` can find without using the password: an unreadable or exposed
@@ -376,13 +353,6 @@ mod tests {
         std::fs::write(&p, text).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         p
-    }
-
-    #[test]
-    fn debug_is_redacted() {
-        let p = Password::new("hunter2".into());
-        assert_eq!(format!("{p:?}"), "Password(<redacted>)");
-        assert!(!format!("{:?}", Some(&p)).contains("hunter2"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
 
-use crate::config::EtcdSettings;
+use crate::config::{EtcdSettings, Password};
 use crate::keys;
 use crate::store::KvView;
 
@@ -23,7 +23,7 @@ pub mod credentials;
 pub mod tls;
 pub mod watch;
 
-pub use credentials::{CredentialError, Password};
+pub use credentials::CredentialError;
 pub use tls::TlsError;
 
 /// etcd's default limit of operations in one transaction (`--max-txn-ops`).

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::config::EngineKind;
 use crate::store::KvView;
 
 mod dns;
@@ -21,27 +22,6 @@ pub(crate) mod golex;
 pub(crate) use go_funcs::NAMES as CONFD_FUNCTIONS;
 mod tera;
 mod tera_funcs;
-
-/// Which template language a file is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    /// Tera, reconfd's native engine.
-    Tera,
-    /// Go's text/template, as confd uses it.
-    Go,
-}
-
-impl EngineKind {
-    /// The engine a file name implies: `.tmpl` is Go (confd's convention), anything else Tera.
-    pub fn for_path(path: &Path) -> Self {
-        if path.extension().is_some_and(|e| e == "tmpl") {
-            Self::Go
-        } else {
-            Self::Tera
-        }
-    }
-}
 
 /// Why a template could not be loaded or rendered. Messages name the template file.
 #[derive(Debug, thiserror::Error)]

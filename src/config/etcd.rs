@@ -1,0 +1,69 @@
+//! How to reach etcd, as the settings say it: endpoints, user, where the password comes from,
+//! TLS files; and [`Password`], the type that holds a password without ever showing it.
+//!
+//! Pure data. Reading the password from its sources is [`crate::etcd::credentials`]'s job,
+//! loading the TLS files [`crate::etcd::tls`]'s; both take these settings.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// How to reach etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// Every member, as URLs (`http://host:port` or `https://host:port`).
+    pub endpoints: Vec<String>,
+    /// Set when authentication is wanted.
+    pub username: Option<String>,
+    /// A password already in memory (`reconfd confd`'s `-password` or confd.toml); when
+    /// set it is the only source consulted. Never read from reconfd.toml or the
+    /// environment, and its `Debug` is redacted.
+    pub password: Option<Password>,
+    /// Password file; the first password source consulted (the order is
+    /// [`crate::etcd::credentials`]'s).
+    pub password_file: Option<PathBuf>,
+    /// systemd credential name; the second source.
+    pub password_credential: Option<String>,
+    /// Whether to use the system keyring; the third source. The environment is the last.
+    pub password_keyring: bool,
+    /// CA bundle for verifying the servers; required with `https://` endpoints.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, always both or neither.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Name to verify the servers' certificates against instead of the endpoints' host.
+    pub server_name: Option<String>,
+}
+
+/// A password. Its `Debug` is redacted and it has no `Display`: the only way to the text is
+/// [`Password::expose`], called where the password is handed to the etcd client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(text: String) -> Self {
+        Password(text)
+    }
+
+    /// The password itself, for the etcd client and the keyring only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let p = Password::new("hunter2".into());
+        assert_eq!(format!("{p:?}"), "Password(<redacted>)");
+        assert!(!format!("{:?}", Some(&p)).contains("hunter2"));
+    }
+}
