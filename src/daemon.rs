@@ -27,11 +27,12 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::batch::{Action, Batcher, Done};
 use crate::config::{Overrides, Settings};
-use crate::etcd::{self, Snapshot};
+use crate::etcd;
 use crate::install::Outcome;
 use crate::reconcile::{Prepared, ReconcileError};
 use crate::resource;
 use crate::store::KvView;
+use crate::store::Snapshot;
 use crate::template::Template;
 use crate::{exit, notify};
 

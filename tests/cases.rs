@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use reconfd::config::{Overrides, Settings};
-use reconfd::etcd::Snapshot;
 use reconfd::reconcile::Prepared;
 use reconfd::resource;
+use reconfd::store::Snapshot;
 use reconfd::template::Template;
 
 fn copy_tree(from: &Path, to: &Path, out: &Path) {

@@ -32,7 +32,7 @@ pub fn run(template: &Path, data: &Path, prefix: Option<&str>) -> u8 {
 
 /// The view a template sees for `entries` (full keys) under `prefix`.
 pub fn view_of(prefix: &str, entries: BTreeMap<String, String>) -> KvView {
-    let snapshot = crate::etcd::Snapshot {
+    let snapshot = crate::store::Snapshot {
         kvs: entries.into_iter().collect(),
         ..Default::default()
     };

@@ -9,15 +9,12 @@
 //! tokens expire after `--auth-token-ttl` without use). A *new* watch is refused in-band
 //! instead; [`watch`] handles that by refreshing the token and watching again.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
 
 use crate::config::{EtcdSettings, Password};
-use crate::keys;
-use crate::store::KvView;
+use crate::store::{merge_prefixes, Snapshot};
 
 pub mod credentials;
 pub mod tls;
@@ -106,118 +103,6 @@ fn denied_message(user: Option<&str>, keys: &[String], endpoints: &str) -> Strin
     }
 }
 
-/// Full etcd key → value. A persistent map: cloning it is O(1) and an update copies only a
-/// path, so the follower can publish a new snapshot per revision without copying every key.
-pub type KeyMap = imbl::OrdMap<String, String>;
-
-/// Every readable watched key, by full etcd key, as the follower last published it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The etcd revision of the state (with one watch, every key is at it; when the watch had
-    /// to be split per prefix, the newest revision applied).
-    pub revision: i64,
-    /// Publication number, one more than the previous snapshot's (0: nothing read yet).
-    /// Distinct even where two snapshots share a revision (a transaction seen by two split
-    /// watches), so a view can always tell which snapshot it is at.
-    pub seq: u64,
-    /// Full key → value.
-    pub kvs: KeyMap,
-    /// The `seq` of the snapshot published before this one.
-    pub since: u64,
-    /// Full keys whose value differs from the snapshot at `since` (put, changed or deleted),
-    /// so a resource can tell cheaply whether a change concerns it.
-    pub changed: Vec<String>,
-    /// Watched keys (full keys, as resources name them) the etcd user may not read: their
-    /// values are missing here, so a resource watching one must not render.
-    pub denied: Arc<[String]>,
-}
-
-impl Snapshot {
-    /// The view one resource renders from: keys covered by `watched` (full keys), with
-    /// `prefix` stripped, as confd's store holds them.
-    pub fn view(&self, prefix: &str, watched: &[String]) -> KvView {
-        let mut entries = BTreeMap::new();
-        for w in merge_prefixes(watched) {
-            for (k, v) in self
-                .kvs
-                .range(w.clone()..)
-                .take_while(|(k, _)| k.starts_with(w.as_str()))
-            {
-                if keys::covers(&w, k) {
-                    entries.insert(keys::strip(prefix, k), v.clone());
-                }
-            }
-        }
-        let mut view = KvView::new(self.revision, prefix, entries);
-        view.seq = self.seq;
-        view
-    }
-
-    /// Brings `view` (a resource's view built from an earlier snapshot) to this snapshot: by
-    /// applying `changed` when the view is at `since`, else by building it again.
-    pub fn refresh(&self, view: &mut Arc<KvView>, prefix: &str, watched: &[String]) {
-        if view.seq == self.seq && self.seq != 0 {
-            return;
-        }
-        if view.seq != self.since || self.since == 0 {
-            *view = Arc::new(self.view(prefix, watched));
-            return;
-        }
-        let v = Arc::make_mut(view);
-        for k in &self.changed {
-            if !watched.iter().any(|w| keys::covers(w, k)) {
-                continue;
-            }
-            let rel = keys::strip(prefix, k);
-            match self.kvs.get(k) {
-                Some(value) => {
-                    v.entries.insert(rel, value.clone());
-                }
-                None => {
-                    v.entries.remove(&rel);
-                }
-            }
-        }
-        v.revision = self.revision;
-        v.seq = self.seq;
-    }
-
-    /// The watched keys of `watched` that the etcd user may not read.
-    pub fn denied_of(&self, watched: &[String]) -> Vec<String> {
-        watched
-            .iter()
-            .filter(|w| self.denied.contains(w))
-            .cloned()
-            .collect()
-    }
-
-    /// Whether any key in `changed` is covered by one of `watched` (full keys).
-    pub fn touches(&self, watched: &[String]) -> bool {
-        self.changed
-            .iter()
-            .any(|k| watched.iter().any(|w| keys::covers(w, k)))
-    }
-
-    /// The next snapshot after `self`, holding `kvs` at `revision`, with the same keys
-    /// denied; `changed` lists what differs.
-    pub fn successor(&self, revision: i64, kvs: KeyMap) -> Snapshot {
-        let mut changed: Vec<String> = kvs
-            .iter()
-            .filter(|(k, v)| self.kvs.get(*k) != Some(*v))
-            .map(|(k, _)| k.clone())
-            .collect();
-        changed.extend(self.kvs.keys().filter(|k| !kvs.contains_key(*k)).cloned());
-        Snapshot {
-            revision,
-            seq: self.seq + 1,
-            kvs,
-            since: self.seq,
-            changed,
-            denied: self.denied.clone(),
-        }
-    }
-}
-
 /// The key ranges holding exactly the keys `prefixes` (merged watched keys) cover, for reads
 /// and for split watches alike: for each `W`, the key `W` itself (no end) and its children
 /// `[W/, W0)` (`'0'` is the byte after `'/'`); for `/`, every key, `[/, 0)`.
@@ -229,21 +114,6 @@ pub fn key_ranges(prefixes: &[String]) -> Vec<(String, Option<String>)> {
         } else {
             out.push((w.clone(), None));
             out.push((format!("{w}/"), Some(format!("{w}0"))));
-        }
-    }
-    out
-}
-
-/// The smallest set of watched keys covering all of `watched`: sorted, deduplicated, keys
-/// below another watched key dropped.
-pub fn merge_prefixes(watched: &[String]) -> Vec<String> {
-    let mut all: Vec<String> = watched.to_vec();
-    all.sort();
-    all.dedup();
-    let mut out: Vec<String> = Vec::new();
-    for k in all {
-        if !out.iter().any(|p| keys::covers(p, &k)) {
-            out.push(k);
         }
     }
     out
@@ -545,74 +415,5 @@ mod tests {
             key_ranges(&merge_prefixes(&w(&["/", "/a"]))),
             vec![("/".to_owned(), some("0"))]
         );
-    }
-
-    #[test]
-    fn merge_drops_covered_keys() {
-        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            merge_prefixes(&w(&["/a/b", "/a", "/ab", "/a/b/c", "/ab"])),
-            w(&["/a", "/ab"])
-        );
-    }
-
-    #[test]
-    fn view_strips_prefix_and_keeps_segments() {
-        let mut s = Snapshot {
-            revision: 7,
-            ..Default::default()
-        };
-        for k in [
-            "/dc1/services/apache/a",
-            "/dc1/services/apache",
-            "/dc1/services/apachefoo/x",
-            "/dc2/services/apache/b",
-        ] {
-            s.kvs.insert(k.to_string(), format!("v{k}"));
-        }
-        let v = s.view("/dc1", &["/dc1/services/apache".into()]);
-        assert_eq!(v.revision, 7);
-        assert_eq!(
-            v.entries.keys().collect::<Vec<_>>(),
-            vec!["/services/apache", "/services/apache/a"]
-        );
-    }
-
-    #[test]
-    fn refresh_applies_changes_or_rebuilds() {
-        let watched = vec!["/dc1/s".to_string()];
-        let mut a = Snapshot {
-            revision: 3,
-            seq: 1,
-            ..Default::default()
-        };
-        a.kvs.insert("/dc1/s/a".into(), "1".into());
-        a.kvs.insert("/dc1/s/b".into(), "2".into());
-        let mut view = Arc::new(a.view("/dc1", &watched));
-        let mut kvs = a.kvs.clone();
-        kvs.remove("/dc1/s/a");
-        kvs.insert("/dc1/s/c".into(), "3".into());
-        kvs.insert("/dc1/other".into(), "x".into());
-        let b = a.successor(4, kvs);
-        b.refresh(&mut view, "/dc1", &watched);
-        assert_eq!(*view, b.view("/dc1", &watched));
-        // A skipped snapshot: the view is rebuilt, not patched.
-        let mut kvs = b.kvs.clone();
-        kvs.insert("/dc1/s/d".into(), "4".into());
-        let c = b.successor(5, kvs);
-        let mut kvs = c.kvs.clone();
-        kvs.insert("/dc1/s/e".into(), "5".into());
-        let d = c.successor(6, kvs);
-        d.refresh(&mut view, "/dc1", &watched);
-        assert_eq!(*view, d.view("/dc1", &watched));
-        assert_eq!(view.entries.len(), 4);
-        // Two snapshots at one revision (split watches): the second is still patched in.
-        let mut kvs = d.kvs.clone();
-        kvs.insert("/dc1/s/f".into(), "6".into());
-        let e = d.successor(6, kvs);
-        assert_eq!((e.revision, e.since), (d.revision, d.seq));
-        e.refresh(&mut view, "/dc1", &watched);
-        assert_eq!(view.get("/s/f"), Some("6"));
-        assert_eq!(view.seq, e.seq);
     }
 }

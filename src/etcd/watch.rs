@@ -27,9 +27,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{connect, merge_prefixes, EtcdError, Snapshot};
+use super::{connect, EtcdError};
 use crate::config::EtcdSettings;
 use crate::keys;
+use crate::store::{merge_prefixes, Snapshot};
 
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
