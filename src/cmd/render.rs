@@ -52,8 +52,8 @@ pub fn load_data(path: &Path) -> Result<BTreeMap<String, String>, String> {
             .and_then(|v| {
                 serde_json::to_value(v).map_err(|e| format!("{}: {e}", path.display()))
             })?,
-        "yaml" | "yml" => serde_yaml::from_str(&text).map_err(|e| {
-            let line = e.location().map(|l| l.line()).unwrap_or(0);
+        "yaml" | "yml" => serde_saphyr::from_str(&text).map_err(|e| {
+            let line = e.location().map_or(0, |l| l.line());
             format!("{}:{line}: {e}", path.display())
         })?,
         _ => {
@@ -110,6 +110,17 @@ mod tests {
             );
             assert_eq!(m.get("/n").map(String::as_str), Some("3"), "{name}");
         }
+    }
+
+    #[test]
+    fn yaml_errors_name_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("d.yaml");
+        std::fs::write(&p, "/a: 1\n/b: [unclosed\n").unwrap();
+        let e = load_data(&p).unwrap_err();
+        assert!(e.starts_with(&format!("{}:2: ", p.display())), "{e}");
+        std::fs::write(&p, "- just\n- a list\n").unwrap();
+        assert!(load_data(&p).unwrap_err().contains("mapping"));
     }
 
     #[test]
