@@ -237,7 +237,11 @@ fn load_file(
         .map_err(|e| vec![Diagnostic::file(file, format!("cannot read resource: {e}"))])?;
     let raw: RawFile = match settings.dialect {
         Dialect::Reconfd => toml::from_str(&text),
-        Dialect::Confd => parse_leniently(file, &text, warnings),
+        Dialect::Confd => {
+            // confd's fields mean what confd's reader says; reconfd's own keys are read below.
+            let confd = crate::confd::resource::parse(file, &text).map_err(|d| vec![d])?;
+            parse_leniently(file, &text, &confd, warnings)
+        }
     }
     .map_err(|e| vec![Diagnostic::from_toml(file, &text, &e)])?;
     let t = raw.template.get_ref();
@@ -376,10 +380,14 @@ fn load_file(
 
 /// Parses a resource file as confd does: keys outside `[template]` and keys it does not
 /// know are dropped with a warning, and a key matches a field case-insensitively (Go's TOML
-/// decoder does that). What remains goes through the same typed checks as reconfd's own.
+/// decoder does that). confd's own fields take the values `confd` (the one confd reader,
+/// [`crate::confd::resource::parse`]) gave them: `mode` as confd applies it, `uid`/`gid`
+/// `-1` and blank commands unset, an empty key the prefix itself. What remains goes through
+/// the same typed checks as reconfd's own.
 fn parse_leniently(
     file: &Path,
     text: &str,
+    confd: &crate::confd::resource::ConfdResource,
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<RawFile, toml::de::Error> {
     use toml::de::{DeTable, DeValue};
@@ -387,32 +395,28 @@ fn parse_leniently(
     let span = doc.span();
     let fields = struct_fields::<RawTemplate>();
     let mut found = Vec::new();
-    let mut warn = |at: usize, what: String| {
-        found.push(Diagnostic::at(
-            file,
-            text,
-            at,
-            format!("{what} ignored (confd ignores it; `reconfd run` would reject it)"),
-        ))
-    };
+    let mut warn = |at: usize, what: String| found.push(Diagnostic::at(file, text, at, what));
+    const IGNORED: &str = "ignored (confd ignores it; `reconfd run` would reject it)";
     let mut root = DeTable::new();
     for (key, mut value) in doc.into_inner() {
         if !key.get_ref().eq_ignore_ascii_case("template") {
             warn(
                 key.span().start,
-                format!("unknown table or key `{}`", key.get_ref()),
+                format!("unknown table or key `{}` {IGNORED}", key.get_ref()),
             );
             continue;
         }
         if let DeValue::Table(table) = value.get_mut() {
-            for (k, v) in std::mem::take(table) {
+            for (k, mut v) in std::mem::take(table) {
                 match fields.iter().find(|f| f.eq_ignore_ascii_case(k.get_ref())) {
                     Some(f) => {
-                        table.insert(Spanned::new(k.span(), (*f).into()), v);
+                        if as_confd_reads_it(f, &mut v, confd, &mut warn) {
+                            table.insert(Spanned::new(k.span(), (*f).into()), v);
+                        }
                     }
                     None => warn(
                         k.span().start,
-                        format!("unknown key `{}` in [template]", k.get_ref()),
+                        format!("unknown key `{}` in [template] {IGNORED}", k.get_ref()),
                     ),
                 }
             }
@@ -423,6 +427,55 @@ fn parse_leniently(
     found.sort_by_key(|d| d.line);
     warnings.extend(found);
     RawFile::deserialize(toml::de::Deserializer::from(Spanned::new(span, root)))
+}
+
+/// Gives confd's field `field` the value confd's reader found for it; `false` when confd
+/// leaves it unset. A `mode` that reconfd's own reading would set differently (the octal
+/// set-id and sticky bits, which Go's `os.Chmod` drops; a decimal `644`) is warned about.
+fn as_confd_reads_it(
+    field: &str,
+    value: &mut Spanned<toml::de::DeValue<'_>>,
+    confd: &crate::confd::resource::ConfdResource,
+    warn: &mut impl FnMut(usize, String),
+) -> bool {
+    use crate::confd::resource::octal;
+    use toml::de::DeValue;
+    let at = value.span().start;
+    match (field, value.get_mut()) {
+        ("mode", DeValue::String(s)) => {
+            let Some(applied) = confd.mode else {
+                return false;
+            };
+            if s.parse::<Mode>().ok().map(|m| m.0) != Some(applied) {
+                warn(
+                    at,
+                    format!(
+                        "mode {:?} applied as {} (confd reads it with Go's ParseUint, base 0, and os.Chmod drops the octal set-id and sticky bits); write mode = \"{}\" to say so",
+                        s.as_ref(),
+                        octal(applied),
+                        octal(applied)
+                    ),
+                );
+            }
+            *s = octal(applied).into();
+            true
+        }
+        ("uid", _) => confd.uid.is_some(),
+        ("gid", _) => confd.gid.is_some(),
+        ("check_cmd", _) => confd.check_cmd.is_some(),
+        ("reload_cmd", _) => confd.reload_cmd.is_some(),
+        ("keys", DeValue::Array(items)) => {
+            for item in items.iter_mut() {
+                if let DeValue::String(k) = item.get_mut() {
+                    if k.trim().is_empty() {
+                        *k = "/".into();
+                    }
+                }
+            }
+            true
+        }
+        _ => true,
+    }
 }
 
 /// The field names serde's derive gives `T`: the keys its table may hold. Asked of serde
@@ -757,6 +810,77 @@ check_timeout = "5s"
             "{:?}",
             l.errors
         );
+    }
+
+    /// `reconfd confd` and `reconfd migrate` read confd's fields with one reader: each case
+    /// means the same to both (mode, uid, gid, keys, commands), or fails both.
+    #[test]
+    fn confd_fields_mean_one_thing_to_confd_and_migrate() {
+        let setuid = format!("{}", (1u64 << 23) | 0o755);
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(String, Option<(Option<u32>, Option<u32>, Option<u32>)>)> = vec![
+            ("mode = \"0644\"".into(), Some((Some(0o644), None, None))),
+            ("mode = \"420\"".into(), Some((Some(0o644), None, None))),
+            ("mode = \"0x1a4\"".into(), Some((Some(0o644), None, None))),
+            ("mode = \"0o644\"".into(), Some((Some(0o644), None, None))),
+            // Octal set-id bits are not Go's ModeSetuid: os.Chmod drops them.
+            ("mode = \"04755\"".into(), Some((Some(0o755), None, None))),
+            ("mode = \"644\"".into(), Some((Some(0o204), None, None))),
+            (
+                format!("mode = \"{setuid}\""),
+                Some((Some(0o4755), None, None)),
+            ),
+            ("uid = -1\ngid = -1".into(), Some((None, None, None))),
+            ("uid = 0\ngid = -1".into(), Some((None, Some(0), None))),
+            ("uid = -2".into(), None),
+            ("mode = \"rw\"".into(), None),
+            ("mode = 644".into(), None),
+        ];
+        let d = tempfile::tempdir().unwrap();
+        let mut s = settings(d.path(), "");
+        s.dialect = Dialect::Confd;
+        for (extra, want) in cases {
+            let text = format!(
+                "[template]\nsrc = \"a.tmpl\"\ndest = \"/a\"\nkeys = [\"/a\", \"\"]\ncheck_cmd = \" \"\n{extra}\n"
+            );
+            let f = write(d.path(), "c.toml", &text);
+            let migrate = crate::confd::resource::parse(&f, &text);
+            let mut warnings = Vec::new();
+            let confd = load_file(&s, &f, &mut warnings);
+            match want {
+                Some((mode, uid, gid)) => {
+                    let m = migrate.unwrap();
+                    let c = confd.unwrap_or_else(|e| panic!("{extra}: {e:?}"));
+                    assert_eq!((m.mode, m.uid, m.gid), (mode, uid, gid), "{extra}");
+                    assert_eq!((c.mode, c.uid, c.gid), (mode, uid, gid), "{extra}");
+                    assert_eq!(m.keys, vec!["/a", "/"], "{extra}");
+                    assert_eq!(c.keys, vec!["/a", "/"], "{extra}");
+                    assert_eq!((m.check_cmd, c.check_cmd), (None, None), "{extra}");
+                }
+                None => {
+                    let m = migrate.unwrap_err();
+                    let c = confd.unwrap_err();
+                    assert_eq!(c, vec![m], "{extra}");
+                }
+            }
+        }
+        // Where confd's reading differs from reconfd's own, the confd dialect says so, with
+        // the file and line.
+        let text = "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\"/a\"]\nmode = \"04755\"\n";
+        let f = write(d.path(), "c.toml", text);
+        let mut warnings = Vec::new();
+        load_file(&s, &f, &mut warnings).unwrap();
+        let w = warnings[0].to_string();
+        assert!(
+            w.starts_with(&format!(
+                "{}:5: mode \"04755\" applied as 0755",
+                f.display()
+            )),
+            "{w}"
+        );
+        // reconfd's own dialect keeps its reading.
+        s.dialect = Dialect::Reconfd;
+        assert_eq!(load_one(&s, &f).unwrap().mode, Some(0o4755));
     }
 
     #[test]

@@ -370,6 +370,47 @@ fn without_watch_it_polls_every_interval() {
     );
 }
 
+/// confd's resource reader is the one `reconfd migrate` uses: `mode = "04755"` installs
+/// 0755 (Go's os.Chmod drops the octal set-id bits), with a warning naming file and line;
+/// `uid = -1` leaves the owner alone.
+#[test]
+fn confd_mode_and_uid_mean_what_confd_applies() {
+    use std::os::unix::fs::PermissionsExt;
+    let etcd = Etcd::start();
+    etcd.put("/app/port", "8080");
+    let t = Tree::new();
+    t.template("app.tmpl", "port = {{getv \"/app/port\"}}\n");
+    let p = t.confdir().join("conf.d/app.toml");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        format!(
+            "[template]\nsrc = \"app.tmpl\"\ndest = \"{}\"\nkeys = [\"/app\"]\nmode = \"04755\"\nuid = -1\n",
+            t.out().join("app.conf").display()
+        ),
+    )
+    .unwrap();
+    let o = run(confd(
+        &t,
+        &["-onetime", "-backend", "etcdv3", "-node", &node(&etcd)],
+    ));
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(t.read("app.conf"), "port = 8080\n");
+    let mode = std::fs::metadata(t.out().join("app.conf"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755, "{mode:o}");
+    assert!(
+        err.contains(&format!(
+            "{}:5: mode \"04755\" applied as 0755",
+            p.display()
+        )),
+        "{err}"
+    );
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }

@@ -493,3 +493,21 @@ fn a_file_that_cannot_be_written_is_reported_and_fails_the_run() {
     // The resource is not written when its template could not be.
     assert!(!to.join("conf.d/a.toml").exists(), "{report}");
 }
+
+/// confd's resource reader is the one `reconfd confd` uses: `mode = "04755"` is 0755 (Go's
+/// os.Chmod drops the octal set-id bits) and `uid = -1` is unset, here as there.
+#[test]
+fn confd_modes_and_unset_ids_migrate_as_confd_applies_them() {
+    let d = tempfile::tempdir().unwrap();
+    let (from, to) = (d.path().join("confd"), d.path().join("reconfd"));
+    write(&from.join("templates/a.tmpl"), "x\n");
+    write(
+        &from.join("conf.d/a.toml"),
+        "[template]\nsrc = \"a.tmpl\"\ndest = \"/tmp/a\"\nkeys = [\"/a\"]\nmode = \"04755\"\nuid = -1\n",
+    );
+    let o = migrate(&from, &to, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let a = read(&to.join("conf.d/a.toml"));
+    assert!(a.contains("\nmode = \"0755\"\n"), "{a}");
+    assert!(!a.contains("\nuid"), "{a}");
+}

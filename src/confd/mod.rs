@@ -4,6 +4,8 @@
 //!
 //! - [`flags`] reads Go `flag` syntax and confd's flag set.
 //! - [`config`] reads confd.toml.
+//! - [`resource`] reads confd's template resources with confd's rules: the one reader behind
+//!   `reconfd confd` (through [`crate::config::Dialect::Confd`]) and `reconfd migrate`.
 //! - [`assemble`] (here) merges and checks flags, confd.toml, environment and defaults into
 //!   an [`Invocation`]: the settings, the run mode and the warnings to log.
 //!
@@ -27,6 +29,7 @@
 
 pub mod config;
 pub mod flags;
+pub mod resource;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

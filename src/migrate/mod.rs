@@ -1,7 +1,8 @@
 //! `reconfd migrate`: turns a confd tree (`conf.d/**/*toml` + `templates/`) into a reconfd
 //! tree (`conf.d/*.toml` + `templates/`), resource by resource.
 //!
-//! - [`resource`] reads confd's resource files with confd's rules and writes reconfd's;
+//! - [`crate::confd::resource`] reads confd's resource files with confd's rules (the one
+//!   reader `reconfd confd` uses too) and writes reconfd's;
 //! - [`translate`] turns a Go template into Tera where that is exact, or says why not;
 //! - [`crate::template::golex`] holds the lexical facts of Go templates the translation
 //!   relies on.
@@ -12,13 +13,13 @@
 //! differs unless told to (`force`); an identical file counts as written, so running the
 //! migration again is harmless. Printing the report is the caller's business.
 
-pub mod resource;
 pub mod translate;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
+use crate::confd::resource;
 use translate::Outcome;
 
 /// What to migrate and how.

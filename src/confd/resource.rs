@@ -1,5 +1,8 @@
 //! confd template resources (`conf.d/**/*toml`) read with confd's rules, and written back in
-//! reconfd's form.
+//! reconfd's form. This is the one confd resource reader: `reconfd migrate` takes its result
+//! as it is, and `reconfd confd` (the confd dialect of [`crate::resource`]) gives confd's
+//! fields the values it found before reconfd's own checks run, so a confd tree means the
+//! same under both.
 //!
 //! confd decodes the file with BurntSushi/toml into its `TemplateResource` struct: the
 //! `[template]` table's keys match the fields case-insensitively, unknown keys are ignored,
