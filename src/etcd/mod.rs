@@ -20,6 +20,7 @@ use crate::keys;
 use crate::store::KvView;
 
 pub mod credentials;
+pub mod endpoints;
 pub mod tls;
 pub mod watch;
 
@@ -382,12 +383,14 @@ pub struct Read {
     pub endpoint: String,
 }
 
-/// Tries each endpoint in turn (one member at a time, since etcd-client would otherwise
-/// balance over dead members too) and reads at the first that answers, as [`read_allowed`].
-/// A local configuration problem (a TLS or password file) stops at once.
+/// Tries the endpoints in the one failover order ([`endpoints::Failover`]: one member at a
+/// time, since etcd-client would otherwise balance over dead members too) and reads at the
+/// first that answers, as [`read_allowed`]; after a round of failures, the last error. A local
+/// configuration problem (a TLS or password file) stops at once.
 pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Read, EtcdError> {
-    let mut last = None;
-    for endpoint in &settings.endpoints {
+    let mut order = endpoints::Failover::new(&settings.endpoints);
+    loop {
+        let endpoint = order.current().to_owned();
         let mut one = settings.clone();
         one.endpoints = vec![endpoint.clone()];
         let attempt = async {
@@ -398,14 +401,15 @@ pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Rea
             Ok(r) => return Ok(r),
             Err(e) if e.is_config() => return Err(e),
             Err(e) => {
-                if settings.endpoints.len() > 1 {
+                if order.len() > 1 {
                     tracing::warn!(reconfd.endpoint = %endpoint, "{e}; trying the next endpoint");
                 }
-                last = Some(e);
+                if let endpoints::Next::Backoff(_) = order.failed(false) {
+                    return Err(e);
+                }
             }
         }
     }
-    Err(last.expect("at least one endpoint is configured"))
 }
 
 /// The error for watched keys `keys` that the configured user may not read.
