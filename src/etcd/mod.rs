@@ -21,6 +21,7 @@ use crate::store::KvView;
 
 pub mod credentials;
 pub mod endpoints;
+pub mod follower;
 pub mod tls;
 pub mod watch;
 
