@@ -1,7 +1,8 @@
 //! etcd access: connecting with the configured endpoints, credentials and TLS, and reading
 //! every watched key at one revision so a pass renders one consistent state.
 //!
-//! It hides the etcd-client crate from the rest of reconfd. [`watch`] follows changes,
+//! It hides the etcd-client crate from the rest of reconfd. [`follower`] decides how to follow
+//! changes and [`watch`] carries that out, [`endpoints`] is the order endpoints are tried in,
 //! [`credentials`] finds the password, [`tls`] loads and validates the PEM files.
 //!
 //! Authentication: a username turns it on. The client logs in inside [`connect`] and
