@@ -143,10 +143,10 @@ pub async fn run_with(
                 }
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     let limit = watchdog.unwrap_or_default() + source.slack();
-                    let alive = generation.health.borrow().alive.is_some_and(|t| t.elapsed() < limit);
+                    let alive = generation.health.borrow().answered_within(limit);
                     // A stalled watch (no answer to progress requests) stops the pings, so
                     // systemd restarts the daemon instead of it silently going stale.
-                    let starting = generation.health.borrow().alive.is_none() && !ready;
+                    let starting = !generation.health.borrow().answered() && !ready;
                     if alive || starting || resources.is_empty() {
                         notify::watchdog();
                     }
@@ -230,8 +230,8 @@ fn status_line(statuses: &BTreeMap<String, Status>, health: &etcd::watch::Health
     if let Some(rev) = in_sync.iter().max() {
         line.push_str(&format!(" at revision {rev}"));
     }
-    if !health.endpoints.is_empty() {
-        line.push_str(&format!(" via {}", health.endpoints));
+    if let Some(member) = health.member() {
+        line.push_str(&format!(" via {member}"));
     }
     let failing: Vec<String> = statuses
         .iter()
@@ -254,7 +254,7 @@ fn status_line(statuses: &BTreeMap<String, Status>, health: &etcd::watch::Health
     if deferred > 0 {
         line.push_str(&format!("; {deferred} waiting for the reload limit"));
     }
-    if let Some(e) = &health.error {
+    if let Some(e) = health.error() {
         line = format!("degraded: etcd unreachable ({e}); {line}");
     }
     line

@@ -1,7 +1,8 @@
 //! etcd access: connecting with the configured endpoints, credentials and TLS, and reading
 //! every watched key at one revision so a pass renders one consistent state.
 //!
-//! It hides the etcd-client crate from the rest of reconfd. [`watch`] follows changes,
+//! It hides the etcd-client crate from the rest of reconfd. [`follower`] decides how to follow
+//! changes and [`watch`] carries that out, [`endpoints`] is the order endpoints are tried in,
 //! [`credentials`] finds the password, [`tls`] loads and validates the PEM files.
 //!
 //! Authentication: a username turns it on. The client logs in inside [`connect`] and
@@ -17,6 +18,8 @@ use crate::config::{EtcdSettings, Password};
 use crate::store::{merge_prefixes, Snapshot};
 
 pub mod credentials;
+pub mod endpoints;
+pub mod follower;
 pub mod tls;
 pub mod watch;
 
@@ -252,12 +255,14 @@ pub struct Read {
     pub endpoint: String,
 }
 
-/// Tries each endpoint in turn (one member at a time, since etcd-client would otherwise
-/// balance over dead members too) and reads at the first that answers, as [`read_allowed`].
-/// A local configuration problem (a TLS or password file) stops at once.
+/// Tries the endpoints in the one failover order ([`endpoints::Failover`]: one member at a
+/// time, since etcd-client would otherwise balance over dead members too) and reads at the
+/// first that answers, as [`read_allowed`]; after a round of failures, the last error. A local
+/// configuration problem (a TLS or password file) stops at once.
 pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Read, EtcdError> {
-    let mut last = None;
-    for endpoint in &settings.endpoints {
+    let mut order = endpoints::Failover::new(&settings.endpoints);
+    loop {
+        let endpoint = order.current().to_owned();
         let mut one = settings.clone();
         one.endpoints = vec![endpoint.clone()];
         let attempt = async {
@@ -268,14 +273,15 @@ pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Rea
             Ok(r) => return Ok(r),
             Err(e) if e.is_config() => return Err(e),
             Err(e) => {
-                if settings.endpoints.len() > 1 {
+                if order.len() > 1 {
                     tracing::warn!(reconfd.endpoint = %endpoint, "{e}; trying the next endpoint");
                 }
-                last = Some(e);
+                if let endpoints::Next::Backoff(_) = order.failed(false) {
+                    return Err(e);
+                }
             }
         }
     }
-    Err(last.expect("at least one endpoint is configured"))
 }
 
 /// The error for watched keys `keys` that the configured user may not read.
