@@ -4,7 +4,7 @@
 //!
 //! It owns the child processes and nothing else: it does not know about staged files or
 //! destinations beyond the two paths it substitutes, and it decides nothing about what a
-//! failure means for the install (that is [`super::install`]'s job).
+//! failure means for the install (that is the parent module's job).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -334,7 +334,6 @@ pub async fn run(
 /// Runs a hook for a resource and logs its output: debug on success, warn on failure. The
 /// error itself is for the caller to report.
 pub(crate) async fn run_logged(
-    _resource: &str,
     hook: &'static str,
     cmd: &ShellCommand,
     src: &Path,
