@@ -564,3 +564,6 @@ fn refuse_dests_of_kept(
         }
     });
 }
+
+#[cfg(test)]
+mod tests;

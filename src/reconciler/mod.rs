@@ -11,6 +11,8 @@
 
 pub mod actor;
 pub mod prepared;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::future::Future;
 use std::sync::Arc;
