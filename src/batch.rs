@@ -8,7 +8,7 @@
 //! timing rule is unit-tested with plain `Instant`s.
 //!
 //! It does **not** own rendering, comparing, installing or running commands
-//! ([`crate::reconcile`], [`crate::install`]), nor the timer itself: the actor keeps at most
+//! ([`crate::reconciler`], [`crate::install`]), nor the timer itself: the actor keeps at most
 //! one timer and re-arms it as told.
 //!
 //! # Contract with the actor

@@ -9,3 +9,14 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The configuration is invalid (`EX_CONFIG`).
 pub const CONFIG: u8 = 78;
+
+/// The code for an error that stops a command before any resource ran: [`CONFIG`] when the
+/// operator's configuration is at fault (an unusable TLS or password file, say), [`FAILED`]
+/// otherwise (etcd unreachable).
+pub fn for_error(config_fault: bool) -> u8 {
+    if config_fault {
+        CONFIG
+    } else {
+        FAILED
+    }
+}

@@ -12,9 +12,10 @@
 //! - [`template`]: Tera templates with confd's function set.
 //! - [`install`]: compare, stage, check, rename, reload: the safe install pipeline.
 //! - [`migrate`]: `reconfd migrate`: a confd tree to a reconfd tree, templates to Tera where exact.
-//! - [`reconcile`]: one render + install of one resource.
+//! - [`reconciler`]: the one loader, one render + install of one resource, and `run`'s
+//!   per-resource actor.
 //! - [`batch`]: when to reconcile (debounce, max wait, reload limit, retries), sans I/O.
-//! - [`daemon`]: `reconfd run`: the supervisor and one actor per resource.
+//! - [`supervisor`]: `reconfd run`'s generations, READY/STATUS/WATCHDOG, reloads.
 //! - [`notify`]: systemd notifications.
 //! - [`diag`], [`exit`], [`logging`]: diagnostics, exit codes, log setup.
 #![deny(missing_docs)]
@@ -24,7 +25,6 @@ pub mod cli;
 pub mod cmd;
 pub mod confd;
 pub mod config;
-pub mod daemon;
 pub mod diag;
 pub mod etcd;
 pub mod exit;
@@ -33,7 +33,8 @@ pub mod keys;
 pub mod logging;
 pub mod migrate;
 pub mod notify;
-pub mod reconcile;
+pub mod reconciler;
 pub mod resource;
 pub mod store;
+pub mod supervisor;
 pub mod template;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use reconfd::cli::{Cli, Command};
-use reconfd::{cmd, daemon, exit, logging};
+use reconfd::{cmd, exit, logging};
 
 fn main() -> ExitCode {
     // confd's command line is Go flag syntax, which clap cannot read: `reconfd confd ...` and
@@ -42,17 +42,7 @@ fn main() -> ExitCode {
             force: *force,
         }),
         Command::Once => cmd::runtime().block_on(cmd::once::run(&overrides, cli.global.noop)),
-        Command::Run { interval } => {
-            let source = match interval {
-                Some(0) => {
-                    eprintln!("--interval must be at least 1 second");
-                    return ExitCode::from(exit::USAGE);
-                }
-                Some(secs) => daemon::Source::Poll(std::time::Duration::from_secs(*secs)),
-                None => daemon::Source::Watch,
-            };
-            cmd::runtime().block_on(daemon::run(overrides, source, cli.global.noop))
-        }
+        Command::Run { interval } => cmd::run::run(overrides, *interval, cli.global.noop),
         // Only reached with reconfd options before `confd` (`reconfd confd ...` went to
         // confd's parser above): they cannot apply to confd's command line.
         Command::Confd { .. } => {

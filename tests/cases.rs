@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use reconfd::config::{Overrides, Settings};
-use reconfd::reconcile::Prepared;
-use reconfd::resource;
+use reconfd::reconciler::{self, InstallMode};
 use reconfd::store::Snapshot;
-use reconfd::template::Template;
 
 fn copy_tree(from: &Path, to: &Path, out: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -57,7 +55,7 @@ fn run_case(case: &Path) -> Result<(), String> {
         ..Default::default()
     })
     .map_err(|e| format!("{e:?}"))?;
-    let loaded = resource::load_all(&settings);
+    let loaded = reconciler::load(&settings);
     if !loaded.errors.is_empty() {
         return Err(format!("resource errors: {:?}", loaded.errors));
     }
@@ -71,14 +69,9 @@ fn run_case(case: &Path) -> Result<(), String> {
         .enable_all()
         .build()
         .unwrap();
-    for r in loaded.resources {
-        let template = Template::load(&r.src).map_err(|e| e.to_string())?;
-        let p = Prepared {
-            resource: r,
-            template,
-        };
+    for p in loaded.prepared {
         let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
-        rt.block_on(p.reconcile(view, false))
+        rt.block_on(p.reconcile(view, InstallMode::default()))
             .map_err(|e| format!("{}: {e}", p.resource.name))?;
     }
     let (got, want) = (files(&out), files(&case.join("expected")));

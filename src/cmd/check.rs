@@ -5,8 +5,8 @@ use std::path::Path;
 
 use crate::config::Overrides;
 use crate::diag::Diagnostic;
-use crate::resource::{self, Resource};
-use crate::template::Template;
+use crate::reconciler;
+use crate::resource::Resource;
 use crate::{etcd, exit};
 
 /// Runs the check; exit 0 when nothing is wrong, [`exit::CONFIG`] otherwise.
@@ -33,7 +33,8 @@ pub fn run(o: &Overrides) -> u8 {
 
 /// Checks everything; returns the number of resource files, the problems and the warnings.
 pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec<Diagnostic>) {
-    let loaded = resource::load_all(settings);
+    let loaded = reconciler::load(settings);
+    let files = loaded.files();
     let mut problems = loaded.errors;
     let mut warnings = loaded.warnings;
     let config = settings
@@ -46,37 +47,20 @@ pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec
     let (bad, odd) = etcd::credentials::check(&settings.etcd);
     problems.extend(bad.into_iter().map(|m| Diagnostic::file(&config, m)));
     warnings.extend(odd.into_iter().map(|m| Diagnostic::file(&config, m)));
-    for r in &loaded.resources {
-        check_resource(r, &mut problems, &mut warnings);
+    let resources = loaded.prepared.iter().map(|p| &p.resource);
+    for r in resources.chain(&loaded.without_template) {
+        problems.extend(dest_dir_missing(r));
     }
-    (
-        loaded.resources.len() + loaded.failed.len(),
-        problems,
-        warnings,
-    )
+    (files, problems, warnings)
 }
 
-fn check_resource(r: &Resource, problems: &mut Vec<Diagnostic>, warnings: &mut Vec<Diagnostic>) {
-    if let Err(e) = Template::load_as(&r.src, r.engine) {
-        problems.push(Diagnostic::file(&r.file, e.to_string()));
-    }
+/// A destination whose directory does not exist fails every install (it is never created).
+fn dest_dir_missing(r: &Resource) -> Option<Diagnostic> {
     let dir = r.dest.parent().unwrap_or(Path::new("/"));
-    if !dir.is_dir() {
-        problems.push(Diagnostic::file(
+    (!dir.is_dir()).then(|| {
+        Diagnostic::file(
             &r.file,
             format!("dest directory {} does not exist", dir.display()),
-        ));
-    }
-    if r.batch.max_wait < r.batch.debounce {
-        warnings.push(Diagnostic::file(
-            &r.file,
-            "max_wait is shorter than debounce; changes wait max_wait",
-        ));
-    }
-    if r.reload_cmd.is_some() && r.check_cmd.is_none() {
-        warnings.push(Diagnostic::file(
-            &r.file,
-            "reload_cmd without check_cmd: a bad render reaches the service",
-        ));
-    }
+        )
+    })
 }

@@ -9,8 +9,10 @@ use tracing::{info, warn};
 
 use crate::confd::flags::{self, Parsed};
 use crate::confd::{self, Mode};
+use crate::exit;
 use crate::logging::{self, Format, Target};
-use crate::{daemon, exit};
+use crate::reconciler::InstallMode;
+use crate::supervisor::Source;
 
 /// Runs confd's command line `args` (without the program name); `prog` is how the user
 /// called us, for messages. Returns the exit code: 0, 1 when a resource failed (as confd
@@ -56,16 +58,13 @@ pub fn run(prog: &str, args: &[OsString]) -> u8 {
         info!("-keep-stage-file has no effect: reconfd stages a file only when the destination changes, and that staged file becomes the destination");
     }
     let (noop, sync_only) = (invocation.noop, invocation.sync_only);
+    let install = InstallMode { noop, sync_only };
     let source = match invocation.mode {
         Mode::Once => {
-            return super::runtime().block_on(super::once::run_with(
-                &invocation.settings,
-                noop,
-                sync_only,
-            ))
+            return super::runtime().block_on(super::once::pass(&invocation.settings, install))
         }
-        Mode::Watch => daemon::Source::Watch,
-        Mode::Poll(every) => daemon::Source::Poll(every),
+        Mode::Watch => Source::Watch,
+        Mode::Poll(every) => Source::Poll(every),
     };
     // The first load is the one above; on SIGHUP confd.toml is read again (confd itself dies
     // of SIGHUP). The run mode, noop and sync-only stay as they were at start.
@@ -84,5 +83,5 @@ pub fn run(prog: &str, args: &[OsString]) -> u8 {
         }
         Ok(again.settings)
     };
-    super::runtime().block_on(daemon::run_with(settings, source, noop, sync_only))
+    super::runtime().block_on(super::run::daemon(settings, source, install))
 }

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod migrate;
 pub mod once;
 pub mod render;
+pub mod run;
 
 use crate::config::{Overrides, Settings};
 use crate::exit;

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use tracing::{error, warn};
 
 use crate::config::{Overrides, Settings};
-use crate::install::Outcome;
-use crate::reconcile::Prepared;
-use crate::resource;
-use crate::template::Template;
-use crate::{etcd, exit};
+use crate::etcd;
+use crate::exit;
+use crate::reconciler::{self, render_permits, InstallMode, Prepared, ReconcileError, Reconciled};
+use crate::store::Snapshot;
 
 /// Runs one pass; exit 0 when every resource succeeded, 1 otherwise ([`exit::CONFIG`] when a
 /// credential or TLS file is unusable).
@@ -20,113 +19,99 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    run_with(&settings, noop, false).await
+    let mode = InstallMode {
+        noop,
+        sync_only: false,
+    };
+    pass(&settings, mode).await
 }
 
-/// [`run`] with settings already assembled; `sync_only` installs without running
-/// `check_cmd` or `reload_cmd` (`reconfd confd -onetime -sync-only`).
-pub async fn run_with(settings: &Settings, noop: bool, sync_only: bool) -> u8 {
-    let loaded = resource::load_all(settings);
+/// One pass with settings already assembled (`reconfd confd -onetime` comes here too).
+pub async fn pass(settings: &Settings, mode: InstallMode) -> u8 {
+    let loaded = reconciler::load(settings);
+    loaded.log();
     let mut failed = loaded.failed.len();
-    for w in &loaded.warnings {
-        warn!("{w}");
-    }
-    for e in &loaded.errors {
-        error!("{e}");
-    }
-    let mut prepared = Vec::new();
-    for r in loaded.resources {
-        match Template::load_as(&r.src, r.engine) {
-            Ok(template) => prepared.push(Prepared {
-                resource: r,
-                template,
-            }),
-            Err(e) => {
-                error!(reconfd.resource = %r.name, "{}: {e}", r.file.display());
-                failed += 1;
-            }
-        }
-    }
-    if prepared.is_empty() {
+    if loaded.prepared.is_empty() {
         if failed == 0 {
             warn!(
                 "no resources in {}",
                 settings.confdir.join("conf.d").display()
             );
         }
-        return if failed == 0 {
-            exit::SUCCESS
-        } else {
-            exit::FAILED
-        };
+        return verdict(failed);
     }
-
-    let watched: Vec<String> = prepared.iter().flat_map(|p| p.resource.watched()).collect();
-    let read = etcd::read_any(&settings.etcd, &watched).await;
-    let read = match read {
+    let watched: Vec<String> = loaded
+        .prepared
+        .iter()
+        .flat_map(|p| p.resource.watched())
+        .collect();
+    let read = match etcd::read_any(&settings.etcd, &watched).await {
         Ok(r) => r,
         Err(e) => {
             error!("{e}");
-            return if e.is_config() {
-                exit::CONFIG
-            } else {
-                exit::FAILED
-            };
+            return exit::for_error(e.is_config());
         }
     };
-    let snapshot = read.snapshot;
-
-    // Resources reconcile concurrently (renders are CPU-bound: a few per core), and the
-    // diffs are printed in file-name order afterwards. A resource whose keys the etcd user
-    // may not read fails; the others still render.
-    let snapshot = Arc::new(snapshot);
-    let permits = Arc::new(tokio::sync::Semaphore::new(
-        std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-    ));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, p) in prepared.into_iter().enumerate() {
+    // A resource whose keys the etcd user may not read fails; the others still render.
+    let mut readable = Vec::with_capacity(loaded.prepared.len());
+    for p in loaded.prepared {
         let denied: Vec<String> = p
             .resource
             .watched()
             .into_iter()
             .filter(|k| read.denied.contains(k))
             .collect();
-        if !denied.is_empty() {
+        if denied.is_empty() {
+            readable.push(p);
+        } else {
             let e = etcd::denied(&settings.etcd, denied);
             error!(reconfd.resource = %p.resource.name, "{}: {e}", p.resource.file.display());
             failed += 1;
-            continue;
         }
+    }
+    let results = reconcile_all(readable, Arc::new(read.snapshot), mode).await;
+    for result in results {
+        match result {
+            Some(Ok(Reconciled::WouldInstall { diff, .. })) => print!("{diff}"),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => failed += 1,
+        }
+    }
+    verdict(failed)
+}
+
+/// Reconciles every resource from `snapshot`, concurrently within the render bound; the
+/// results come back in the resources' order (file-name order), so diffs print in it;
+/// `None` for a task that panicked.
+async fn reconcile_all(
+    prepared: Vec<Prepared>,
+    snapshot: Arc<Snapshot>,
+    mode: InstallMode,
+) -> Vec<Option<Result<Reconciled, ReconcileError>>> {
+    let permits = render_permits();
+    let mut tasks = tokio::task::JoinSet::new();
+    let count = prepared.len();
+    for (i, p) in prepared.into_iter().enumerate() {
         let (snapshot, permits) = (snapshot.clone(), permits.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
-            let mut options = crate::install::Options {
-                noop,
-                sync_only,
-                ..Default::default()
-            };
-            (i, p.reconcile_with(view, &mut options).await)
+            (i, p.reconcile(view, mode).await)
         });
     }
-    let mut results = Vec::new();
+    let mut results: Vec<Option<Result<Reconciled, ReconcileError>>> =
+        (0..count).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                error!("a reconcile task failed: {e}");
-                failed += 1;
-            }
+            Ok((i, result)) => results[i] = Some(result),
+            Err(e) => error!("a reconcile task failed: {e}"),
         }
     }
-    results.sort_by_key(|(i, _)| *i);
-    for (_, result) in results {
-        match result {
-            Ok(Outcome::WouldInstall { diff, .. }) => print!("{diff}"),
-            Ok(_) => {}
-            Err(_) => failed += 1,
-        }
-    }
+    results
+}
+
+/// Exit 0 when nothing failed, else 1 with a count.
+fn verdict(failed: usize) -> u8 {
     if failed == 0 {
         exit::SUCCESS
     } else {

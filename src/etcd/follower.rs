@@ -47,8 +47,8 @@ use tracing::{debug, error, info, warn};
 
 use super::endpoints::{Failover, Next};
 use super::{key_ranges, EtcdError, Read};
-use crate::store::{merge_prefixes, Snapshot};
 use crate::keys;
+use crate::store::{merge_prefixes, Snapshot};
 
 /// Whether etcd can be followed, and through which member.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -23,14 +23,14 @@ use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use super::connect;
 use super::endpoints::jittered;
 use super::follower::{
     after_read, Action, Follower, FollowerConfig, Input, KeyEvent, WatchMessage, WatchRange,
 };
 pub use super::follower::{Health, Reach};
-use super::connect;
-use crate::store::Snapshot;
 use crate::config::EtcdSettings;
+use crate::store::Snapshot;
 
 /// How often watched keys the etcd user may not read are tried again, so a role granted
 /// later takes effect without a restart.

@@ -4,9 +4,9 @@
 //!
 //! It owns the child processes and nothing else: it does not know about staged files or
 //! destinations beyond the two paths it substitutes, and it decides nothing about what a
-//! failure means for the install (that is [`super::install`]'s job).
+//! failure means for the install (that is the parent module's job).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -242,68 +242,15 @@ pub async fn run(
 ) -> Result<CommandOutput, CommandError> {
     let line = cmd.render(src, dest);
     let command = line.to_string_lossy().into_owned();
-    let spawn_error = |source: io::Error| CommandError::Spawn {
-        command: command.clone(),
-        source,
-    };
-
-    // One pipe for both streams keeps their relative order, as confd's CombinedOutput does.
-    // O_CLOEXEC keeps our end (and other threads' spawns) from inheriting the pipe.
-    let (reader, writer) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_error(e.into()))?;
-    let mut reader = pipe::Receiver::from_owned_fd(reader).map_err(spawn_error)?;
-    let writer2 = writer.try_clone().map_err(spawn_error)?;
-
-    let mut child = {
-        let mut sh = Command::new("/bin/sh");
-        sh.arg("-c")
-            .arg(&line)
-            // The etcd password must never reach a command.
-            .env_remove("RECONFD_ETCD_PASSWORD")
-            .env("RECONFD_SRC", src)
-            .env("RECONFD_DEST", dest)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(writer))
-            .stderr(Stdio::from(writer2))
-            .process_group(0)
-            .kill_on_drop(true);
-        sh.spawn().map_err(spawn_error)?
-        // `sh` is dropped here, closing our copies of the write end: EOF on the pipe then
-        // means every process holding it has exited.
-    };
+    let (mut child, mut reader) =
+        spawn_shell(&line, src, dest).map_err(|source| CommandError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     // Declared after `child` so it drops first: the group is killed while the shell is not yet
     // reaped, so its pid (the group id) cannot have been reused.
     let mut group = GroupKiller::new(&child);
-
-    let mut output = Capture::default();
-    let deadline = Instant::now() + timeout;
-    let waited = {
-        let read = output.fill(&mut reader);
-        tokio::pin!(read);
-        let mut read_done = false;
-        let waited = loop {
-            tokio::select! {
-                () = &mut read, if !read_done => read_done = true,
-                status = child.wait() => break Some(status),
-                () = tokio::time::sleep_until(deadline) => break None,
-            }
-        };
-        let waited = match waited {
-            Some(status) => Some(status),
-            None => {
-                group.kill();
-                // The shell got SIGKILL; reap it so it does not linger as a zombie.
-                let _ = child.wait().await;
-                None
-            }
-        };
-        if !read_done {
-            let _ = tokio::time::timeout(DRAIN_GRACE, &mut read).await;
-        }
-        waited
-    };
-    let output = output.finish();
-
+    let (waited, output) = wait_capturing(&mut child, &mut reader, &mut group, timeout).await;
     match waited {
         None => Err(CommandError::TimedOut {
             command,
@@ -331,10 +278,70 @@ pub async fn run(
     }
 }
 
+/// Starts `/bin/sh -c line` in a process group of its own, stdout and stderr into one pipe
+/// whose read end is returned.
+fn spawn_shell(line: &OsStr, src: &Path, dest: &Path) -> io::Result<(Child, pipe::Receiver)> {
+    // One pipe for both streams keeps their relative order, as confd's CombinedOutput does.
+    // O_CLOEXEC keeps our end (and other threads' spawns) from inheriting the pipe.
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let reader = pipe::Receiver::from_owned_fd(reader)?;
+    let writer2 = writer.try_clone()?;
+    let mut sh = Command::new("/bin/sh");
+    sh.arg("-c")
+        .arg(line)
+        // The etcd password must never reach a command.
+        .env_remove("RECONFD_ETCD_PASSWORD")
+        .env("RECONFD_SRC", src)
+        .env("RECONFD_DEST", dest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2))
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = sh.spawn()?;
+    // `sh` is dropped here, closing our copies of the write end: EOF on the pipe then
+    // means every process holding it has exited.
+    Ok((child, reader))
+}
+
+/// Waits for the shell while capturing its output, at most `timeout`; on timeout kills
+/// its group and returns `None` for the status. After the shell exits, reading goes on for
+/// at most [`DRAIN_GRACE`].
+async fn wait_capturing(
+    child: &mut Child,
+    reader: &mut pipe::Receiver,
+    group: &mut GroupKiller,
+    timeout: Duration,
+) -> (Option<io::Result<ExitStatus>>, CommandOutput) {
+    let mut output = Capture::default();
+    let deadline = Instant::now() + timeout;
+    let waited = {
+        let read = output.fill(reader);
+        tokio::pin!(read);
+        let mut read_done = false;
+        let waited = loop {
+            tokio::select! {
+                () = &mut read, if !read_done => read_done = true,
+                status = child.wait() => break Some(status),
+                () = tokio::time::sleep_until(deadline) => break None,
+            }
+        };
+        if waited.is_none() {
+            group.kill();
+            // The shell got SIGKILL; reap it so it does not linger as a zombie.
+            let _ = child.wait().await;
+        }
+        if !read_done {
+            let _ = tokio::time::timeout(DRAIN_GRACE, &mut read).await;
+        }
+        waited
+    };
+    (waited, output.finish())
+}
+
 /// Runs a hook for a resource and logs its output: debug on success, warn on failure. The
 /// error itself is for the caller to report.
 pub(crate) async fn run_logged(
-    _resource: &str,
     hook: &'static str,
     cmd: &ShellCommand,
     src: &Path,

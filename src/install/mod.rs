@@ -1,23 +1,26 @@
-//! Installing a rendered file safely: compare with the live file, stage beside it, check,
-//! rename over it, reload.
+//! Installing a rendered file safely, as three steps: [`stage_and_check`] (compare with the
+//! live file, stage beside it, run `check_cmd`), [`Staged::commit`] (rename over the
+//! destination) and [`Committed::reload`] (run `reload_cmd`).
 //!
 //! The promise: a destination is always either the complete old or the complete new file, a
 //! failed check leaves it untouched, and an unchanged render writes nothing and runs nothing.
 //!
-//! This module owns the pure planner ([`plan`]: live state + rendered bytes → [`Plan`]) and
-//! the [`install`] pipeline that carries a plan out. The file-system steps live in `stage`,
-//! the hook commands in [`command`]. It does not render templates, parse resource files or
-//! decide when to retry a failed reload: those belong to the template module and the
-//! per-resource reconciler.
+//! The steps are separate so that the caller decides what happens between them: a noop run
+//! previews a [`Staged`] file and drops it, the daemon's actor asks its reload budget before
+//! committing. Nothing here decides *whether* a step may run: that is the caller's business,
+//! as are rendering, parsing resource files and retrying a failed reload. The pure planner
+//! lives in `plan`, the file-system steps in `stage`, the hook commands in [`command`].
 
 pub mod command;
+mod plan;
 mod stage;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use command::{CommandError, CommandOutput, ShellCommand};
+use plan::Reasons;
+pub use plan::{plan, target_mode, Change, LiveFile, Plan, DEFAULT_MODE};
 
 /// Where a rendered file goes and who owns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +36,6 @@ pub struct FileSpec {
     /// does).
     pub mode: Option<u32>,
 }
-
-/// The mode a new file gets when the resource names none and there is no live file to copy.
-pub const DEFAULT_MODE: u32 = 0o644;
 
 /// A resource's commands and how long each may run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,164 +60,6 @@ impl Default for Hooks {
             reload_timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// What the destination is now: the planner's view of the disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveFile {
-    /// Its content.
-    pub bytes: Vec<u8>,
-    /// Its owner.
-    pub uid: u32,
-    /// Its group.
-    pub gid: u32,
-    /// Its permission bits (`st_mode & 0o7777`).
-    pub mode: u32,
-}
-
-/// One way the live file differs from what should be installed; logged as the reason for an
-/// install.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// There is no live file.
-    Missing,
-    /// The content differs.
-    Content,
-    /// The permission bits differ.
-    Mode {
-        /// The live mode.
-        from: u32,
-        /// The mode to install.
-        to: u32,
-    },
-    /// The owner differs (only when the owner is managed).
-    Uid {
-        /// The live owner.
-        from: u32,
-        /// The owner to install.
-        to: u32,
-    },
-    /// The group differs (only when the group is managed).
-    Gid {
-        /// The live group.
-        from: u32,
-        /// The group to install.
-        to: u32,
-    },
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing => f.write_str("file is missing"),
-            Self::Content => f.write_str("content differs"),
-            Self::Mode { from, to } => write!(f, "mode {from:04o} -> {to:04o}"),
-            Self::Uid { from, to } => write!(f, "uid {from} -> {to}"),
-            Self::Gid { from, to } => write!(f, "gid {from} -> {to}"),
-        }
-    }
-}
-
-/// Changes joined for one log field: `content differs, mode 0644 -> 0600`.
-struct Reasons<'a>(&'a [Change]);
-
-impl fmt::Display for Reasons<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, change) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{change}")?;
-        }
-        Ok(())
-    }
-}
-
-/// What to do with a rendered file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    /// The live file already is the rendered file, with the right owner and mode: write
-    /// nothing, run nothing.
-    NoChange,
-    /// Stage, check, rename, reload.
-    Install {
-        /// Why (never empty).
-        reasons: Vec<Change>,
-    },
-}
-
-/// The mode to install: the resource's, else the live file's, else [`DEFAULT_MODE`].
-pub fn target_mode(live: Option<&LiveFile>, spec: &FileSpec) -> u32 {
-    spec.mode.or(live.map(|l| l.mode)).unwrap_or(DEFAULT_MODE) & 0o7777
-}
-
-/// Decides whether `desired` must be installed over `live`. Pure, so every case is a unit test.
-///
-/// As in confd, "changed" means missing, or a different content, mode, uid or gid; a mode
-/// or owner drift alone is enough. Unmanaged owner fields are never compared.
-pub fn plan(live: Option<&LiveFile>, desired: &[u8], spec: &FileSpec) -> Plan {
-    let Some(live) = live else {
-        return Plan::Install {
-            reasons: vec![Change::Missing],
-        };
-    };
-    let mut reasons = Vec::new();
-    if live.bytes != desired {
-        reasons.push(Change::Content);
-    }
-    let mode = target_mode(Some(live), spec);
-    if live.mode != mode {
-        reasons.push(Change::Mode {
-            from: live.mode,
-            to: mode,
-        });
-    }
-    if let Some(uid) = spec.uid.filter(|uid| *uid != live.uid) {
-        reasons.push(Change::Uid {
-            from: live.uid,
-            to: uid,
-        });
-    }
-    if let Some(gid) = spec.gid.filter(|gid| *gid != live.gid) {
-        reasons.push(Change::Gid {
-            from: live.gid,
-            to: gid,
-        });
-    }
-    if reasons.is_empty() {
-        Plan::NoChange
-    } else {
-        Plan::Install { reasons }
-    }
-}
-
-/// What [`install`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The live file was already right; nothing was written and no command ran.
-    Unchanged,
-    /// Noop mode: the file would change and passed its check, but was not installed.
-    WouldInstall {
-        /// Why it would be installed.
-        changes: Vec<Change>,
-        /// Unified diff of live vs rendered content (empty when only owner or mode differ).
-        diff: String,
-    },
-    /// The file would change but the reload budget is spent: nothing was installed, and
-    /// the caller should try again (with the then latest render) at `until`.
-    Deferred {
-        /// When a reload is permitted again.
-        until: std::time::Instant,
-    },
-    /// The file was already right, but a reload owed from an earlier failed attempt ran.
-    Reloaded,
-    /// The new file is in place (and the reload, if any, succeeded).
-    Installed {
-        /// Why it was installed.
-        changes: Vec<Change>,
-        /// Whether a `reload_cmd` ran.
-        reloaded: bool,
-    },
 }
 
 /// Why an install failed. Every variant names the file or the command; after any of them no
@@ -286,169 +128,185 @@ pub enum InstallError {
     },
 }
 
-/// The live file and the staged replacement, when the plan is to install.
-struct Prepared {
+/// What [`stage_and_check`] found.
+#[derive(Debug)]
+pub enum Staging {
+    /// The live file already is the rendered file, with the right owner and mode: nothing
+    /// was written and no command ran. The handle can still run a reload owed from an
+    /// earlier attempt.
+    InSync(Committed),
+    /// The file changes: a staged copy sits beside the destination and passed `check_cmd`.
+    Staged(Staged),
+}
+
+/// A rendered file staged beside its destination (owner, mode, fsynced) that passed its
+/// check. [`Staged::commit`] puts it in place; dropping it (or [`Staged::into_preview`])
+/// removes the staged file and leaves the destination as it was.
+#[derive(Debug)]
+pub struct Staged {
+    file: stage::StagedFile,
+    dest: PathBuf,
+    /// The live file as read before staging, for the preview's diff.
     live: Option<LiveFile>,
+    rendered: Vec<u8>,
     changes: Vec<Change>,
-    staged: stage::Staged,
+    reload: Reload,
 }
 
-/// Installs `rendered` at `spec.dest` for the resource `name`; see the module docs for the
-/// guarantees.
-///
-/// Steps: sweep this destination's stale staged files; read the live file and [`plan`]; if
-/// nothing changes, return [`Outcome::Unchanged`] without writing or running anything.
-/// Otherwise stage the file beside the destination (owner, mode, fsync), run `check_cmd` on
-/// it, then either (noop) remove it and return a diff, or rename it over the destination,
-/// fsync the directory and run `reload_cmd`.
-pub async fn install(
-    name: &str,
+/// The file in place is the rendered one, either just renamed there or already right.
+#[derive(Debug)]
+pub struct Committed {
+    dest: PathBuf,
+    /// Why it was installed; empty when it was already in sync.
+    changes: Vec<Change>,
+    reload: Reload,
+}
+
+/// The reload command and its timeout, carried from the hooks to the last step.
+#[derive(Debug, Clone)]
+struct Reload {
+    cmd: Option<ShellCommand>,
+    timeout: Duration,
+}
+
+/// The first step: sweeps this destination's stale staged files, reads the live file and
+/// [`plan`]s. Nothing changes: [`Staging::InSync`], without writing or running anything.
+/// Otherwise stages the file beside the destination (owner, mode, fsync) and runs
+/// `check_cmd` on it; a failed check removes the staged file and leaves the destination.
+pub async fn stage_and_check(
     spec: &FileSpec,
     hooks: &Hooks,
-    rendered: &[u8],
-    noop: bool,
-) -> Result<Outcome, InstallError> {
-    let mut options = Options {
-        noop,
-        ..Options::default()
-    };
-    install_with(name, spec, hooks, rendered, &mut options).await
-}
-
-/// What the daemon adds to a plain install: a reload budget and a reload owed from before.
-#[derive(Default)]
-pub struct Options<'a> {
-    /// Stage and check only; never rename or reload.
-    pub noop: bool,
-    /// Install without running `check_cmd` or `reload_cmd` (confd's `-sync-only`): the
-    /// files are kept in line while the services are left alone, e.g. when provisioning an
-    /// image. A reload owed from before is not run either, and no reload budget is spent.
-    pub sync_only: bool,
-    /// A previous install succeeded but its reload failed: run `reload_cmd` even when the
-    /// file is already right.
-    pub reload_owed: bool,
-    /// Asked once the file is known to change: `Ok` spends one reload from the budget,
-    /// `Err(t)` defers the install to `t` ([`Outcome::Deferred`]).
-    pub permit: Option<&'a mut (dyn FnMut() -> Result<(), std::time::Instant> + Send)>,
-}
-
-/// [`install`] with the daemon's [`Options`].
-pub async fn install_with(
-    name: &str,
-    spec: &FileSpec,
-    hooks: &Hooks,
-    rendered: &[u8],
-    options: &mut Options<'_>,
-) -> Result<Outcome, InstallError> {
-    let noop = options.noop;
-    let sync_only = options.sync_only;
+    rendered: Vec<u8>,
+) -> Result<Staging, InstallError> {
     let dest = spec.dest.as_path();
-    let prepared = blocking(dest, {
-        let spec = spec.clone();
-        let rendered = rendered.to_vec();
-        move || prepare(&spec, &rendered)
-    })
-    .await?;
-    let Some(Prepared {
-        live,
-        changes,
-        staged,
-    }) = prepared
-    else {
-        tracing::debug!("in sync");
-        if let (true, false, false, Some(reload)) =
-            (options.reload_owed, noop, sync_only, &hooks.reload)
-        {
-            command::run_logged(name, "reload_cmd", reload, dest, dest, hooks.reload_timeout)
-                .await
-                .map_err(|error| InstallError::Reload {
-                    dest: dest.to_owned(),
-                    error,
-                })?;
-            return Ok(Outcome::Reloaded);
-        }
-        return Ok(Outcome::Unchanged);
+    let reload = Reload {
+        cmd: hooks.reload.clone(),
+        timeout: hooks.reload_timeout,
     };
-
-    if let Some(check) = hooks.check.as_ref().filter(|_| !sync_only) {
-        let result = command::run_logged(
-            name,
-            "check_cmd",
-            check,
-            staged.path(),
-            dest,
-            hooks.check_timeout,
-        )
-        .await;
-        if let Err(error) = result {
-            drop(staged);
+    let spec_owned = spec.clone();
+    let (rendered, found) = blocking(dest, move || stage_if_changed(&spec_owned, rendered)).await?;
+    let Some((live, changes, file)) = found else {
+        tracing::debug!("in sync");
+        return Ok(Staging::InSync(Committed {
+            dest: dest.to_owned(),
+            changes: Vec::new(),
+            reload,
+        }));
+    };
+    if let Some(check) = &hooks.check {
+        let checked =
+            command::run_logged("check_cmd", check, file.path(), dest, hooks.check_timeout).await;
+        if let Err(error) = checked {
+            drop(file);
             return Err(InstallError::Check {
                 dest: dest.to_owned(),
                 error,
             });
         }
     }
-
-    // Asked only for a file that changes and passed its check, so a render the check
-    // rejects does not spend a reload.
-    if let (false, false, Some(permit)) = (noop, sync_only, options.permit.as_mut()) {
-        if let Err(until) = permit() {
-            drop(staged);
-            tracing::info!("reload limit reached; install deferred");
-            return Ok(Outcome::Deferred { until });
-        }
-    }
-
-    if noop {
-        drop(staged);
-        let old = live.as_ref().map_or(&[][..], |l| l.bytes.as_slice());
-        let diff = unified_diff(dest, old, rendered);
-        tracing::info!(reasons = %Reasons(&changes), "noop: would install");
-        return Ok(Outcome::WouldInstall { changes, diff });
-    }
-
-    blocking(dest, {
-        let dest = dest.to_owned();
-        move || stage::commit(staged, &dest)
-    })
-    .await?;
-    tracing::info!(
-        message_id = crate::logging::INSTALLED,
-        reasons = %Reasons(&changes),
-        "installed"
-    );
-
-    let reloaded = match hooks.reload.as_ref().filter(|_| !sync_only) {
-        Some(reload) => {
-            command::run_logged(name, "reload_cmd", reload, dest, dest, hooks.reload_timeout)
-                .await
-                .map_err(|error| InstallError::Reload {
-                    dest: dest.to_owned(),
-                    error,
-                })?;
-            true
-        }
-        None => false,
-    };
-    Ok(Outcome::Installed { changes, reloaded })
+    Ok(Staging::Staged(Staged {
+        file,
+        dest: dest.to_owned(),
+        live,
+        rendered,
+        changes,
+        reload,
+    }))
 }
 
-/// The blocking first half of an install: directory check, stale sweep, read, plan, stage.
-fn prepare(spec: &FileSpec, rendered: &[u8]) -> Result<Option<Prepared>, InstallError> {
+/// What the blocking half of [`stage_and_check`] found: the live file, why it changes and
+/// the staged replacement; `None` when nothing changes.
+type Found = Option<(Option<LiveFile>, Vec<Change>, stage::StagedFile)>;
+
+/// The blocking half of [`stage_and_check`]: directory check, stale sweep, read, plan,
+/// stage. Hands `rendered` back so it need not be copied.
+fn stage_if_changed(spec: &FileSpec, rendered: Vec<u8>) -> Result<(Vec<u8>, Found), InstallError> {
     stage::check_dir(&spec.dest)?;
     stage::remove_stale(&spec.dest);
     let live = stage::read_live(&spec.dest)?;
-    let changes = match plan(live.as_ref(), rendered, spec) {
-        Plan::NoChange => return Ok(None),
+    let changes = match plan(live.as_ref(), &rendered, spec) {
+        Plan::NoChange => return Ok((rendered, None)),
         Plan::Install { reasons } => reasons,
     };
     let mode = target_mode(live.as_ref(), spec);
-    let staged = stage::stage(&spec.dest, rendered, mode, spec.uid, spec.gid)?;
-    Ok(Some(Prepared {
-        live,
-        changes,
-        staged,
-    }))
+    let file = stage::stage(&spec.dest, &rendered, mode, spec.uid, spec.gid)?;
+    Ok((rendered, Some((live, changes, file))))
+}
+
+impl Staged {
+    /// Why the file is installed (never empty).
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// Whether committing this file is followed by a `reload_cmd`.
+    pub fn reloads(&self) -> bool {
+        self.reload.cmd.is_some()
+    }
+
+    /// Noop: removes the staged file and returns why the file would be installed and a
+    /// unified diff of live vs rendered content (empty when only owner or mode differ).
+    pub fn into_preview(self) -> (Vec<Change>, String) {
+        let old = self.live.as_ref().map_or(&[][..], |l| l.bytes.as_slice());
+        let diff = unified_diff(&self.dest, old, &self.rendered);
+        tracing::info!(reasons = %Reasons(&self.changes), "noop: would install");
+        (self.changes, diff)
+    }
+
+    /// Renames the staged file over the destination and fsyncs the directory. A failed
+    /// rename removes the staged file and leaves the destination as it was.
+    pub async fn commit(self) -> Result<Committed, InstallError> {
+        let Staged {
+            file,
+            dest,
+            changes,
+            reload,
+            ..
+        } = self;
+        blocking(&dest, {
+            let dest = dest.clone();
+            move || stage::commit(file, &dest)
+        })
+        .await?;
+        tracing::info!(
+            message_id = crate::logging::INSTALLED,
+            reasons = %Reasons(&changes),
+            "installed"
+        );
+        Ok(Committed {
+            dest,
+            changes,
+            reload,
+        })
+    }
+}
+
+impl Committed {
+    /// Why the file was installed; empty when it was already in sync.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// Takes the changes, for an outcome.
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+
+    /// Runs `reload_cmd` (`{{.src}}` and `{{.dest}}` both name the destination); `Ok(false)`
+    /// when the resource has none. A failure leaves the new file in place.
+    pub async fn reload(&self) -> Result<bool, InstallError> {
+        let Some(cmd) = &self.reload.cmd else {
+            return Ok(false);
+        };
+        let dest = self.dest.as_path();
+        command::run_logged("reload_cmd", cmd, dest, dest, self.reload.timeout)
+            .await
+            .map_err(|error| InstallError::Reload {
+                dest: dest.to_owned(),
+                error,
+            })?;
+        Ok(true)
+    }
 }
 
 /// Runs blocking file-system work off the async threads (fsync can take a while).
@@ -486,21 +344,51 @@ mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::time::Instant;
 
+    /// What the steps did, as one call sees it.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Outcome {
+        Unchanged,
+        WouldInstall {
+            changes: Vec<Change>,
+            diff: String,
+        },
+        Installed {
+            changes: Vec<Change>,
+            reloaded: bool,
+        },
+    }
+
+    /// The whole sequence without a budget: stage and check, then preview (noop) or commit
+    /// and reload.
+    async fn install(
+        spec: &FileSpec,
+        hooks: &Hooks,
+        rendered: &[u8],
+        noop: bool,
+    ) -> Result<Outcome, InstallError> {
+        match stage_and_check(spec, hooks, rendered.to_vec()).await? {
+            Staging::InSync(_) => Ok(Outcome::Unchanged),
+            Staging::Staged(staged) if noop => {
+                let (changes, diff) = staged.into_preview();
+                Ok(Outcome::WouldInstall { changes, diff })
+            }
+            Staging::Staged(staged) => {
+                let committed = staged.commit().await?;
+                let reloaded = committed.reload().await?;
+                Ok(Outcome::Installed {
+                    changes: committed.into_changes(),
+                    reloaded,
+                })
+            }
+        }
+    }
+
     fn spec(dest: &Path) -> FileSpec {
         FileSpec {
             dest: dest.to_owned(),
             uid: None,
             gid: None,
             mode: None,
-        }
-    }
-
-    fn live(bytes: &[u8], mode: u32) -> LiveFile {
-        LiveFile {
-            bytes: bytes.to_vec(),
-            uid: 0,
-            gid: 0,
-            mode,
         }
     }
 
@@ -523,118 +411,6 @@ mod tests {
         names
     }
 
-    // --- planner ---
-
-    #[test]
-    fn plan_missing_file() {
-        let s = spec(Path::new("/x"));
-        assert_eq!(
-            plan(None, b"a", &s),
-            Plan::Install {
-                reasons: vec![Change::Missing]
-            }
-        );
-    }
-
-    #[test]
-    fn plan_same_file_is_no_change() {
-        let s = spec(Path::new("/x"));
-        assert_eq!(plan(Some(&live(b"a\n", 0o600)), b"a\n", &s), Plan::NoChange);
-        let s = FileSpec {
-            mode: Some(0o600),
-            uid: Some(0),
-            gid: Some(0),
-            ..s
-        };
-        assert_eq!(plan(Some(&live(b"a\n", 0o600)), b"a\n", &s), Plan::NoChange);
-    }
-
-    #[test]
-    fn plan_content_differs() {
-        let s = spec(Path::new("/x"));
-        assert_eq!(
-            plan(Some(&live(b"a", 0o644)), b"b", &s),
-            Plan::Install {
-                reasons: vec![Change::Content]
-            }
-        );
-    }
-
-    #[test]
-    fn plan_mode_differs() {
-        let s = FileSpec {
-            mode: Some(0o600),
-            ..spec(Path::new("/x"))
-        };
-        assert_eq!(
-            plan(Some(&live(b"a", 0o644)), b"a", &s),
-            Plan::Install {
-                reasons: vec![Change::Mode {
-                    from: 0o644,
-                    to: 0o600
-                }]
-            }
-        );
-    }
-
-    #[test]
-    fn plan_owner_differs_when_managed() {
-        let s = FileSpec {
-            uid: Some(65534),
-            gid: Some(65534),
-            ..spec(Path::new("/x"))
-        };
-        assert_eq!(
-            plan(Some(&live(b"a", 0o644)), b"b", &s),
-            Plan::Install {
-                reasons: vec![
-                    Change::Content,
-                    Change::Uid { from: 0, to: 65534 },
-                    Change::Gid { from: 0, to: 65534 }
-                ]
-            }
-        );
-    }
-
-    #[test]
-    fn plan_ignores_owner_when_not_managed() {
-        let s = spec(Path::new("/x"));
-        let l = LiveFile {
-            uid: 1000,
-            gid: 1000,
-            ..live(b"a", 0o644)
-        };
-        assert_eq!(plan(Some(&l), b"a", &s), Plan::NoChange);
-    }
-
-    #[test]
-    fn target_mode_defaults() {
-        let s = spec(Path::new("/x"));
-        assert_eq!(target_mode(None, &s), 0o644);
-        assert_eq!(target_mode(Some(&live(b"", 0o640)), &s), 0o640);
-        let s = FileSpec {
-            mode: Some(0o600),
-            ..s
-        };
-        assert_eq!(target_mode(Some(&live(b"", 0o640)), &s), 0o600);
-    }
-
-    #[test]
-    fn changes_read_well_in_logs() {
-        let r = [
-            Change::Content,
-            Change::Mode {
-                from: 0o644,
-                to: 0o600,
-            },
-            Change::Uid { from: 0, to: 1 },
-        ];
-        assert_eq!(
-            Reasons(&r).to_string(),
-            "content differs, mode 0644 -> 0600, uid 0 -> 1"
-        );
-    }
-
     #[test]
     fn diff_has_headers_and_context() {
         let old = b"1\n2\n3\n4\n5\n6\n7\n8\n9\n";
@@ -654,7 +430,7 @@ mod tests {
     async fn installs_a_fresh_file() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("app.conf");
-        let out = install("app", &spec(&dest), &hooks(None, None), b"hello\n", false)
+        let out = install(&spec(&dest), &hooks(None, None), b"hello\n", false)
             .await
             .unwrap();
         assert_eq!(
@@ -679,15 +455,9 @@ mod tests {
         fs::write(&dest, b"old\n").unwrap();
         let marker = dir.path().join("reloaded");
         let reload = format!("echo {{{{.src}}}} {{{{.dest}}}} > {}", marker.display());
-        let out = install(
-            "app",
-            &spec(&dest),
-            &hooks(None, Some(&reload)),
-            b"new\n",
-            false,
-        )
-        .await
-        .unwrap();
+        let out = install(&spec(&dest), &hooks(None, Some(&reload)), b"new\n", false)
+            .await
+            .unwrap();
         assert_eq!(
             out,
             Outcome::Installed {
@@ -710,9 +480,7 @@ mod tests {
         let marker = dir.path().join("ran");
         let touch = format!("touch {}", marker.display());
         let h = hooks(Some(&touch), Some(&touch));
-        let out = install("app", &spec(&dest), &h, b"same\n", false)
-            .await
-            .unwrap();
+        let out = install(&spec(&dest), &h, b"same\n", false).await.unwrap();
         assert_eq!(out, Outcome::Unchanged);
         let after = fs::metadata(&dest).unwrap();
         assert_eq!(
@@ -733,7 +501,7 @@ mod tests {
             Some("echo 'syntax error' >&2; false"),
             Some(&format!("touch {}", marker.display())),
         );
-        let err = install("app", &spec(&dest), &h, b"new\n", false)
+        let err = install(&spec(&dest), &h, b"new\n", false)
             .await
             .unwrap_err();
         let InstallError::Check {
@@ -766,7 +534,6 @@ mod tests {
             seen.display()
         );
         let out = install(
-            "app",
             &spec(&dest),
             &hooks(Some(&check), None),
             b"expected\n",
@@ -803,7 +570,7 @@ mod tests {
             ..hooks(Some(&check), None)
         };
         let t0 = Instant::now();
-        let err = install("app", &spec(&dest), &h, b"new\n", false)
+        let err = install(&spec(&dest), &h, b"new\n", false)
             .await
             .unwrap_err();
         assert!(
@@ -842,9 +609,7 @@ mod tests {
         fs::write(&dest, b"a\nb\n").unwrap();
         let marker = dir.path().join("reloaded");
         let h = hooks(Some("true"), Some(&format!("touch {}", marker.display())));
-        let out = install("app", &spec(&dest), &h, b"a\nc\n", true)
-            .await
-            .unwrap();
+        let out = install(&spec(&dest), &h, b"a\nc\n", true).await.unwrap();
         let d = dest.display();
         assert_eq!(
             out,
@@ -862,62 +627,11 @@ mod tests {
     async fn noop_still_runs_the_check() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("app.conf");
-        let err = install(
-            "app",
-            &spec(&dest),
-            &hooks(Some("exit 2"), None),
-            b"x\n",
-            true,
-        )
-        .await
-        .unwrap_err();
+        let err = install(&spec(&dest), &hooks(Some("exit 2"), None), b"x\n", true)
+            .await
+            .unwrap_err();
         assert!(matches!(err, InstallError::Check { .. }));
         assert!(others(dir.path(), &[]).is_empty());
-    }
-
-    /// confd's `-sync-only`: the file is installed, but neither command runs, an owed reload
-    /// stays owed and the reload budget is not asked.
-    #[tokio::test]
-    async fn sync_only_installs_without_running_commands() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("app.conf");
-        fs::write(&dest, b"old\n").unwrap();
-        let (checked, reloaded) = (dir.path().join("checked"), dir.path().join("reloaded"));
-        let h = hooks(
-            Some(&format!("touch {}; exit 1", checked.display())),
-            Some(&format!("touch {}", reloaded.display())),
-        );
-        let mut asked = 0;
-        let mut permit = || {
-            asked += 1;
-            Ok(())
-        };
-        let mut options = Options {
-            sync_only: true,
-            reload_owed: true,
-            permit: Some(&mut permit),
-            ..Options::default()
-        };
-        let out = install_with("app", &spec(&dest), &h, b"new\n", &mut options)
-            .await
-            .unwrap();
-        assert_eq!(
-            out,
-            Outcome::Installed {
-                changes: vec![Change::Content],
-                reloaded: false
-            }
-        );
-        assert_eq!(fs::read(&dest).unwrap(), b"new\n");
-        // In sync now: the owed reload is not run either.
-        let out = install_with("app", &spec(&dest), &h, b"new\n", &mut options)
-            .await
-            .unwrap();
-        assert_eq!(out, Outcome::Unchanged);
-        assert_eq!(asked, 0);
-        assert!(!checked.exists(), "check_cmd ran under sync_only");
-        assert!(!reloaded.exists(), "reload_cmd ran under sync_only");
-        assert!(others(dir.path(), &["app.conf"]).is_empty());
     }
 
     #[tokio::test]
@@ -930,7 +644,7 @@ mod tests {
             mode: Some(0o600),
             ..spec(&dest)
         };
-        let out = install("secret", &s, &hooks(None, None), b"s\n", false)
+        let out = install(&s, &hooks(None, None), b"s\n", false)
             .await
             .unwrap();
         assert_eq!(
@@ -948,7 +662,7 @@ mod tests {
             0o600
         );
         assert_eq!(
-            install("secret", &s, &hooks(None, None), b"s\n", false)
+            install(&s, &hooks(None, None), b"s\n", false)
                 .await
                 .unwrap(),
             Outcome::Unchanged
@@ -961,7 +675,7 @@ mod tests {
         let dest = dir.path().join("app.conf");
         fs::write(&dest, b"old\n").unwrap();
         fs::set_permissions(&dest, fs::Permissions::from_mode(0o640)).unwrap();
-        install("app", &spec(&dest), &hooks(None, None), b"new\n", false)
+        install(&spec(&dest), &hooks(None, None), b"new\n", false)
             .await
             .unwrap();
         assert_eq!(
@@ -984,7 +698,7 @@ mod tests {
             gid: Some(65534),
             ..spec(&dest)
         };
-        let out = install("app", &s, &hooks(None, None), b"x\n", false)
+        let out = install(&s, &hooks(None, None), b"x\n", false)
             .await
             .unwrap();
         assert_eq!(
@@ -1000,14 +714,14 @@ mod tests {
         let meta = fs::metadata(&dest).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
         assert_eq!(
-            install("app", &s, &hooks(None, None), b"x\n", false)
+            install(&s, &hooks(None, None), b"x\n", false)
                 .await
                 .unwrap(),
             Outcome::Unchanged
         );
         // Unmanaged ownership: the foreign owner is left alone.
         assert_eq!(
-            install("app", &spec(&dest), &hooks(None, None), b"x\n", false)
+            install(&spec(&dest), &hooks(None, None), b"x\n", false)
                 .await
                 .unwrap(),
             Outcome::Unchanged
@@ -1026,7 +740,7 @@ mod tests {
         )
         .unwrap();
         fs::write(dir.path().join(".app.conf123456"), b"confd's").unwrap();
-        let out = install("app", &spec(&dest), &hooks(None, None), b"same\n", false)
+        let out = install(&spec(&dest), &hooks(None, None), b"same\n", false)
             .await
             .unwrap();
         assert_eq!(out, Outcome::Unchanged);
@@ -1042,7 +756,6 @@ mod tests {
         let dest = dir.path().join("app.conf");
         fs::write(&dest, b"old\n").unwrap();
         let err = install(
-            "app",
             &spec(&dest),
             &hooks(None, Some("echo nope; exit 1")),
             b"new\n",
@@ -1073,7 +786,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
         let dest = missing.join("app.conf");
-        let err = install("app", &spec(&dest), &hooks(None, None), b"x\n", false)
+        let err = install(&spec(&dest), &hooks(None, None), b"x\n", false)
             .await
             .unwrap_err();
         assert!(matches!(&err, InstallError::NoDirectory { dir, .. } if *dir == missing));
@@ -1090,7 +803,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("app.conf");
         fs::create_dir(&dest).unwrap();
-        let err = install("app", &spec(&dest), &hooks(None, None), b"x\n", false)
+        let err = install(&spec(&dest), &hooks(None, None), b"x\n", false)
             .await
             .unwrap_err();
         assert!(matches!(err, InstallError::ReadLive { .. }), "{err:?}");
@@ -1104,15 +817,9 @@ mod tests {
         fs::write(&dest, b"old\n").unwrap();
         // The check swaps dest for a non-empty directory, which rename cannot replace.
         let check = "rm {{.dest}} && mkdir {{.dest}} && touch {{.dest}}/inner";
-        let err = install(
-            "app",
-            &spec(&dest),
-            &hooks(Some(check), None),
-            b"x\n",
-            false,
-        )
-        .await
-        .unwrap_err();
+        let err = install(&spec(&dest), &hooks(Some(check), None), b"x\n", false)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, InstallError::Rename { dest: d, .. } if *d == dest),
             "{err:?}"

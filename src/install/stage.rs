@@ -121,11 +121,11 @@ pub(super) fn read_live(dest: &Path) -> Result<Option<LiveFile>, InstallError> {
 /// A staged file beside the destination: complete, owned, moded and on disk. Dropping it
 /// removes it, so every early return leaves nothing behind.
 #[derive(Debug)]
-pub(super) struct Staged {
+pub(super) struct StagedFile {
     file: NamedTempFile,
 }
 
-impl Staged {
+impl StagedFile {
     /// Where the staged file is (what `{{.src}}` names for `check_cmd`).
     pub(super) fn path(&self) -> &Path {
         self.file.path()
@@ -140,7 +140,7 @@ pub(super) fn stage(
     mode: u32,
     uid: Option<u32>,
     gid: Option<u32>,
-) -> Result<Staged, InstallError> {
+) -> Result<StagedFile, InstallError> {
     let dir = dest_dir(dest);
     let mut file = tempfile::Builder::new()
         .prefix(&stage_prefix(dest))
@@ -172,14 +172,14 @@ pub(super) fn stage(
     if let Err(e) = file.as_file().sync_all() {
         return Err(error("sync", e));
     }
-    Ok(Staged { file })
+    Ok(StagedFile { file })
 }
 
 /// Renames the staged file over `dest` (atomic: readers see the old or the new file) and
 /// fsyncs the directory so the rename survives a crash. A failed rename removes the staged
 /// file. A failed directory sync is only logged: the new file is in place and the reload
 /// must still run.
-pub(super) fn commit(staged: Staged, dest: &Path) -> Result<(), InstallError> {
+pub(super) fn commit(staged: StagedFile, dest: &Path) -> Result<(), InstallError> {
     let staged_path = staged.path().to_owned();
     if let Err(e) = staged.file.persist(dest) {
         // Dropping the returned file removes the staged file.
