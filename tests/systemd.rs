@@ -714,31 +714,213 @@ fn json_logs_carry_span_fields_and_message_ids() {
     assert_eq!(span["reconfd.revision"], rev);
 }
 
-/// Where tracing-journald sends, with no way to change it.
-const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+// ---------------------------------------------------------------------------------------
+// A private journal: the real systemd-journald in a mount namespace of its own
+// ---------------------------------------------------------------------------------------
 
-/// Serialises the tests that need the journal socket absent or faked.
-static JOURNAL: Mutex<()> = Mutex::new(());
+/// Runs a command in a private mount namespace with a fresh tmpfs on /run (and on
+/// /var/log/journal, so nothing reaches the host's journal), optionally with the real
+/// systemd-journald listening at its usual sockets there. tracing-journald can only send to
+/// /run/systemd/journal/socket, so this is how a test gets a journal of its own whatever the
+/// host runs.
+///
+/// Arguments: `journald|none`, the output directory, `direct|stream`, then the command.
+/// `stream` runs it as systemd runs a unit with `StandardError=journal`: stdout and stderr
+/// connected to journald's stream socket (systemd-cat) and `JOURNAL_STREAM` naming that socket.
+/// The entries are left in `OUT/journal.json` (journalctl's JSON, one entry a line); the
+/// command's own stdout and stderr (direct) in `OUT/stdout` and `OUT/stderr`.
+const PRIVATE_RUN: &str = r#"set -eu
+mode=$1 out=$2 how=$3
+shift 3
+mount -t tmpfs tmpfs /run
+if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
+if [ "$mode" = journald ]; then
+    mkdir -p /run/systemd/journal
+    "$JOURNALD" >"$out/journald.log" 2>&1 &
+    jd=$!
+    n=0
+    until [ -S /run/systemd/journal/socket ] && [ -S /run/systemd/journal/stdout ]; do
+        n=$((n + 1))
+        if [ "$n" -gt 400 ]; then
+            echo "systemd-journald did not start within 20 s:" >&2
+            cat "$out/journald.log" >&2
+            exit 97
+        fi
+        sleep 0.05
+    done
+fi
+rc=0
+if [ "$how" = stream ]; then
+    systemd-cat -t reconfd-stderr sh -c 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$@"' sh "$@" || rc=$?
+else
+    "$@" >"$out/stdout" 2>"$out/stderr" || rc=$?
+fi
+if [ "$mode" = journald ]; then
+    kill -TERM "$jd"
+    wait "$jd" || true
+    journalctl --directory=/run/log/journal --output=json --no-pager >"$out/journal.json"
+fi
+exit "$rc"
+"#;
 
-fn journal_lock() -> std::sync::MutexGuard<'static, ()> {
-    JOURNAL.lock().unwrap_or_else(|e| e.into_inner())
+/// The systemd-journald binary, where Debian and Fedora put it.
+fn journald_binary() -> Option<PathBuf> {
+    [
+        "/lib/systemd/systemd-journald",
+        "/usr/lib/systemd/systemd-journald",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
-/// `--log-target journald` with no journal: a warning, then every line on stderr.
+/// Whether this process may make a mount namespace and mount in it (root, not in a
+/// container that forbids it).
+fn can_unshare_mounts() -> bool {
+    nix::unistd::geteuid().is_root()
+        && Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// What a run in a private namespace left behind.
+struct PrivateRun {
+    status: std::process::ExitStatus,
+    /// The command's stderr (`direct` runs).
+    stderr: String,
+    /// Every journal entry (with `journald`), each field with all its values.
+    entries: Vec<BTreeMap<String, Vec<String>>>,
+    /// The wrapper's own stderr, for failure messages.
+    wrapper: String,
+}
+
+impl PrivateRun {
+    /// The entries reconfd sent itself (native protocol, `_COMM=reconfd`).
+    fn native(&self) -> Vec<&BTreeMap<String, Vec<String>>> {
+        self.entries
+            .iter()
+            .filter(|e| field(e, "_TRANSPORT") == "journal" && field(e, "_COMM") == "reconfd")
+            .collect()
+    }
+    /// Every entry but the kernel's, one line each, for failure messages.
+    fn dump(&self) -> String {
+        self.entries
+            .iter()
+            .filter(|e| field(e, "_TRANSPORT") != "kernel")
+            .map(|e| format!("  {e:?}\n"))
+            .collect()
+    }
+    /// The lines that went to stderr and so, under `stream`, to journald's stream socket.
+    fn stream_lines(&self) -> Vec<&BTreeMap<String, Vec<String>>> {
+        self.entries
+            .iter()
+            .filter(|e| field(e, "SYSLOG_IDENTIFIER") == "reconfd-stderr")
+            .collect()
+    }
+}
+
+/// The single value of `name` in an entry ("" when absent; panics when repeated).
+fn field(e: &BTreeMap<String, Vec<String>>, name: &str) -> String {
+    match e.get(name).map(Vec::as_slice) {
+        None => String::new(),
+        Some([v]) => v.clone(),
+        Some(more) => panic!("{name} has {} values in {e:?}", more.len()),
+    }
+}
+
+/// One value of journalctl's JSON: a string, a byte array, or a list of either (a field sent
+/// more than once).
+fn journal_values(v: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let bytes = |a: &[Value]| -> Option<String> {
+        a.iter()
+            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) if a.iter().all(Value::is_number) => bytes(a).into_iter().collect(),
+        Value::Array(a) => a.iter().flat_map(journal_values).collect(),
+        Value::Null => vec![],
+        other => vec![other.to_string()],
+    }
+}
+
+/// Runs `cmd` (program, arguments and environment) in a private namespace; see
+/// [`PRIVATE_RUN`]. Bounded: the wrapper is killed after 60 s.
+fn private_run(cmd: &Command, journald: bool, stream: bool) -> PrivateRun {
+    let out = tempfile::tempdir().unwrap();
+    let mut w = Command::new("unshare");
+    w.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        PRIVATE_RUN,
+        "sh",
+    ])
+    .arg(if journald { "journald" } else { "none" })
+    .arg(out.path())
+    .arg(if stream { "stream" } else { "direct" })
+    .arg(cmd.get_program())
+    .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => w.env(k, v),
+            None => w.env_remove(k),
+        };
+    }
+    if let Some(j) = journald_binary() {
+        w.env("JOURNALD", j);
+    }
+    let o = util::run(w);
+    let wrapper = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_ne!(o.status.code(), Some(97), "{wrapper}");
+    let entries = std::fs::read_to_string(out.path().join("journal.json"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("journalctl JSON ({e}): {l}"));
+            v.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), journal_values(v)))
+                .collect()
+        })
+        .collect();
+    PrivateRun {
+        status: o.status,
+        stderr: std::fs::read_to_string(out.path().join("stderr")).unwrap_or_default(),
+        entries,
+        wrapper,
+    }
+}
+
+/// `--log-target journald` with no journal (a private /run without journald): a warning,
+/// then every line on stderr.
 #[test]
 fn journald_target_without_a_journal_falls_back_to_stderr() {
-    let _lock = journal_lock();
-    if Path::new(JOURNAL_SOCKET).symlink_metadata().is_ok() {
-        eprintln!("skipped: {JOURNAL_SOCKET} exists, so there is a journal to log to");
+    if !util::prerequisite(
+        can_unshare_mounts(),
+        "needs root and mount namespaces (unshare --mount) for a /run without a journal",
+    ) {
         return;
     }
     let etcd = Etcd::start();
     let t = Tree::new();
     good_and_bad(&t, &etcd);
     std::fs::remove_file(t.confdir().join("conf.d/bad.toml")).unwrap();
-    let out = util::run(t.reconfd(Some(&etcd), &["once", "--log-target", "journald"]));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let mut cmd = t.reconfd(Some(&etcd), &["once", "--log-target", "journald"]);
+    cmd.env_remove("JOURNAL_STREAM");
+    let run = private_run(&cmd, false, false);
+    let stderr = &run.stderr;
+    assert_eq!(run.status.code(), Some(0), "{stderr}{}", run.wrapper);
     let first = stderr.lines().next().unwrap_or_default();
     assert!(
         first.contains("WARN") && first.contains("journald is not reachable"),
@@ -753,195 +935,57 @@ fn journald_target_without_a_journal_falls_back_to_stderr() {
     );
 }
 
-/// The journal's socket, bound by the test for as long as this lives; the socket and any
-/// directory it had to create are removed on drop.
-struct FakeJournal {
-    sock: UnixDatagram,
-    created: Vec<PathBuf>,
-}
-
-impl FakeJournal {
-    /// `None` when something is already at the path (a real journal: leave it alone) or it
-    /// cannot be bound (not root).
-    fn bind() -> Option<FakeJournal> {
-        let path = Path::new(JOURNAL_SOCKET);
-        if path.symlink_metadata().is_ok() {
-            return None;
-        }
-        let mut created = Vec::new();
-        let mut missing: Vec<&Path> = path
-            .ancestors()
-            .skip(1)
-            .take_while(|d| !d.exists())
-            .collect();
-        missing.reverse();
-        for d in missing {
-            if std::fs::create_dir(d).is_err() {
-                remove_created(&created);
-                return None;
-            }
-            created.push(d.to_owned());
-        }
-        match UnixDatagram::bind(path) {
-            Ok(sock) => {
-                created.push(path.to_owned());
-                sock.set_read_timeout(Some(Duration::from_millis(50)))
-                    .unwrap();
-                Some(FakeJournal { sock, created })
-            }
-            Err(_) => {
-                remove_created(&created);
-                None
-            }
-        }
-    }
-
-    /// Every non-empty entry received until `until` returns true and the socket is drained.
-    fn entries(&self, mut until: impl FnMut() -> bool) -> Vec<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut done = false;
-        loop {
-            match self.sock.recv(&mut buf) {
-                Ok(0) => {} // tracing-journald's probe when it starts
-                Ok(n) => out.push(parse_journal_entry(&buf[..n])),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    if done {
-                        return out;
-                    }
-                    done = until();
-                    assert!(
-                        Instant::now() < deadline,
-                        "the logging process did not finish"
-                    );
-                }
-                Err(e) => panic!("journal socket: {e}"),
-            }
-        }
-    }
-}
-
-fn remove_created(created: &[PathBuf]) {
-    for p in created.iter().rev() {
-        let _ = if p.is_dir() {
-            std::fs::remove_dir(p)
-        } else {
-            std::fs::remove_file(p)
-        };
-    }
-}
-
-impl Drop for FakeJournal {
-    fn drop(&mut self) {
-        remove_created(&self.created);
-    }
-}
-
-/// One native-protocol datagram: `NAME=value\n`, or `NAME\n` + 64-bit little-endian length +
-/// value + `\n` for values that may hold newlines (tracing-journald uses the latter).
-fn parse_journal_entry(mut b: &[u8]) -> Vec<(String, String)> {
-    let mut fields = Vec::new();
-    while !b.is_empty() {
-        let nl = b
-            .iter()
-            .position(|&c| c == b'\n')
-            .expect("field without newline");
-        let line = &b[..nl];
-        if let Some(eq) = line.iter().position(|&c| c == b'=') {
-            let name = String::from_utf8_lossy(&line[..eq]).into_owned();
-            let value = String::from_utf8_lossy(&line[eq + 1..]).into_owned();
-            fields.push((name, value));
-            b = &b[nl + 1..];
-        } else {
-            let name = String::from_utf8_lossy(line).into_owned();
-            let rest = &b[nl + 1..];
-            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
-            let value = String::from_utf8_lossy(&rest[8..8 + len]).into_owned();
-            assert_eq!(rest[8 + len], b'\n', "bad length-encoded field {name}");
-            fields.push((name, value));
-            b = &rest[8 + len + 1..];
-        }
-    }
-    fields
-}
-
-/// Runs `cmd` while reading the fake journal; returns the entries and the process's stderr.
-fn log_to_journal(
-    journal: &FakeJournal,
-    mut cmd: Command,
-) -> (Vec<BTreeMap<String, Vec<String>>>, std::process::Output) {
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let entries = journal.entries(|| child.try_wait().unwrap().is_some());
-    let out = child.wait_with_output().unwrap();
-    let entries = entries
-        .into_iter()
-        .map(|e| {
-            let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (k, v) in e {
-                m.entry(k).or_default().push(v);
-            }
-            m
-        })
-        .collect();
-    (entries, out)
-}
-
-/// The journal's native protocol, for real, against a socket bound at the journal's path
-/// (only when the machine has no journal). Entries carry MESSAGE, PRIORITY, MESSAGE_ID,
-/// SYSLOG_IDENTIFIER=reconfd and the span fields as RECONFD_RESOURCE, RECONFD_DEST,
-/// RECONFD_REVISION, which is what `journalctl RECONFD_RESOURCE=…` filters on. Nothing goes to
-/// stderr. `--log-target auto` picks the journal when JOURNAL_STREAM is set.
+/// The journal's native protocol, for real: systemd-journald itself, in a private namespace,
+/// stores what `reconfd once --log-target journald` sends, and journalctl reads it back.
+/// Entries carry MESSAGE, PRIORITY, MESSAGE_ID, SYSLOG_IDENTIFIER=reconfd and the span fields
+/// as RECONFD_RESOURCE, RECONFD_DEST, RECONFD_REVISION, which is what
+/// `journalctl RECONFD_RESOURCE=…` filters on. Nothing goes to stderr. Run as systemd runs a
+/// unit whose stderr is the journal (`JOURNAL_STREAM` set), `--log-target auto` picks the
+/// native protocol too, and writes no line to the stream.
 #[test]
 fn journald_native_protocol_carries_reconfd_fields() {
-    let _lock = journal_lock();
-    let Some(journal) = FakeJournal::bind() else {
-        eprintln!("skipped: {JOURNAL_SOCKET} exists or cannot be bound");
+    if !util::prerequisite(
+        can_unshare_mounts(),
+        "needs root and mount namespaces (unshare --mount) to run a private systemd-journald",
+    ) || !util::prerequisite(
+        journald_binary().is_some()
+            && util::have_program("journalctl")
+            && util::have_program("systemd-cat"),
+        "needs systemd-journald, journalctl and systemd-cat (Debian: apt-get install systemd)",
+    ) {
         return;
-    };
+    }
     let etcd = Etcd::start();
     let t = Tree::new();
     let rev = good_and_bad(&t, &etcd);
 
     let mut cmd = t.reconfd(Some(&etcd), &["once", "--log-target", "journald"]);
     cmd.env_remove("JOURNAL_STREAM");
-    let (entries, out) = log_to_journal(&journal, cmd);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr, "", "logs went to stderr as well as to the journal");
-    let one = |e: &BTreeMap<String, Vec<String>>, k: &str| -> String {
-        match e.get(k).map(Vec::as_slice) {
-            Some([v]) => v.clone(),
-            other => panic!("{k}: {other:?} in {e:?}"),
-        }
-    };
+    let run = private_run(&cmd, true, false);
+    assert_eq!(run.status.code(), Some(1), "{}{}", run.stderr, run.wrapper);
+    assert_eq!(
+        run.stderr, "",
+        "logs went to stderr as well as to the journal"
+    );
+    let entries = run.native();
     let find = |id: &str| {
-        entries
+        *entries
             .iter()
-            .find(|e| e.get("MESSAGE_ID").is_some_and(|v| v == &[id]))
-            .unwrap_or_else(|| panic!("no entry with MESSAGE_ID={id}: {entries:#?}"))
+            .find(|e| field(e, "MESSAGE_ID") == id)
+            .unwrap_or_else(|| panic!("no entry with MESSAGE_ID={id}:\n{}", run.dump()))
     };
 
     let installed = find(reconfd::logging::INSTALLED);
-    assert_eq!(one(installed, "MESSAGE"), "installed");
-    assert_eq!(one(installed, "PRIORITY"), "5");
-    assert_eq!(one(installed, "SYSLOG_IDENTIFIER"), "reconfd");
-    assert_eq!(one(installed, "RECONFD_RESOURCE"), "good");
+    assert_eq!(field(installed, "MESSAGE"), "installed");
+    assert_eq!(field(installed, "PRIORITY"), "5");
+    assert_eq!(field(installed, "SYSLOG_IDENTIFIER"), "reconfd");
+    assert_eq!(field(installed, "RECONFD_RESOURCE"), "good");
     assert_eq!(
-        one(installed, "RECONFD_DEST"),
+        field(installed, "RECONFD_DEST"),
         t.out().join("good.conf").display().to_string()
     );
-    assert_eq!(one(installed, "RECONFD_REVISION"), rev.to_string());
-    assert_eq!(one(installed, "SPAN_NAME"), "reconcile");
+    assert_eq!(field(installed, "RECONFD_REVISION"), rev.to_string());
+    assert_eq!(field(installed, "SPAN_NAME"), "reconcile");
     // No field prefix: not F_RECONFD_RESOURCE.
     assert!(
         !installed.keys().any(|k| k.starts_with("F_")),
@@ -949,36 +993,41 @@ fn journald_native_protocol_carries_reconfd_fields() {
     );
 
     let check = find(reconfd::logging::CHECK_FAILED);
-    assert_eq!(one(check, "MESSAGE"), "check_cmd failed");
-    assert_eq!(one(check, "PRIORITY"), "4");
-    assert_eq!(one(check, "RECONFD_RESOURCE"), "bad");
+    assert_eq!(field(check, "MESSAGE"), "check_cmd failed");
+    assert_eq!(field(check, "PRIORITY"), "4");
+    assert_eq!(field(check, "RECONFD_RESOURCE"), "bad");
     assert_eq!(
-        one(check, "RECONFD_DEST"),
+        field(check, "RECONFD_DEST"),
         t.out().join("bad.conf").display().to_string()
     );
-    assert_eq!(one(check, "OUTPUT"), "nope");
+    assert_eq!(field(check, "OUTPUT"), "nope");
     // The error that follows, and everything else about `bad`, is filterable too.
     let bad: Vec<_> = entries
         .iter()
-        .filter(|e| e.get("RECONFD_RESOURCE").is_some_and(|v| v == &["bad"]))
+        .filter(|e| field(e, "RECONFD_RESOURCE") == "bad")
         .collect();
     assert!(
-        bad.iter().any(|e| one(e, "PRIORITY") == "3"),
+        bad.iter().any(|e| field(e, "PRIORITY") == "3"),
         "no error entry for bad: {bad:#?}"
     );
 
-    // auto + JOURNAL_STREAM (set by systemd when stderr is the journal): the journal again.
+    // auto, with stderr connected to the journal as systemd does it: the native protocol
+    // again, and nothing on the stream.
     let mut cmd = t.reconfd(Some(&etcd), &["once"]);
-    cmd.env("JOURNAL_STREAM", "8:12345");
-    let (entries, out) = log_to_journal(&journal, cmd);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr, "", "auto with JOURNAL_STREAM wrote to stderr");
+    cmd.env_remove("JOURNAL_STREAM");
+    let run = private_run(&cmd, true, true);
+    assert_eq!(run.status.code(), Some(1), "{}", run.wrapper);
     assert!(
-        entries.iter().any(|e| e
-            .get("MESSAGE_ID")
-            .is_some_and(|v| v == &[reconfd::logging::CHECK_FAILED])),
-        "{entries:#?}"
+        run.native()
+            .iter()
+            .any(|e| field(e, "MESSAGE_ID") == reconfd::logging::CHECK_FAILED),
+        "no native entry under JOURNAL_STREAM:\n{}",
+        run.dump()
+    );
+    assert_eq!(
+        run.stream_lines(),
+        Vec::<&BTreeMap<String, Vec<String>>>::new(),
+        "auto under JOURNAL_STREAM wrote to stderr"
     );
 }
 

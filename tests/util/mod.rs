@@ -31,6 +31,46 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Whether this run is CI's (`CI=true`, as `.ci/run` is run): there a missing prerequisite
+/// fails the test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A test's prerequisite: returns `true` when `available`. When it is not, under CI this
+/// panics (the machine lacks something `.ci/install-deps` should have provided); elsewhere it
+/// prints `SKIPPED: TEST: WHY` straight to the process's stderr, where `cargo test` shows it
+/// even for a passing test (its capture only takes `print!`/`eprint!`), and returns `false`
+/// so the caller returns.
+///
+/// ```ignore
+/// if !util::prerequisite(have_strace, "strace is not installed (apt-get install strace)") {
+///     return;
+/// }
+/// ```
+#[track_caller]
+pub fn prerequisite(available: bool, why: &str) -> bool {
+    if available {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    if in_ci() {
+        panic!("{test}: prerequisite missing under CI: {why}");
+    }
+    let line = format!("SKIPPED: {test}: {why} (under CI=true this fails)\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    false
+}
+
+/// Whether `program` is on PATH (or is an executable path).
+pub fn have_program(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
 /// Polls `f` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
