@@ -318,9 +318,19 @@ fn run_with_denied_keys_renders_and_follows_the_allowed_ones() {
     assert_no_password(&log);
 }
 
+/// An idle daemon's token expires (simple tokens, TTL 2 s): the open watch still delivers
+/// the next change, which needs no token. An etcd restart then invalidates every token: the
+/// daemon must log in again (counted from etcd's own `Authenticate` metric, less the test's
+/// logins) to follow on, and goes on through another idle expiry. Without the re-login the
+/// count stays at zero and the restart's change never arrives.
 #[test]
 fn expired_token_of_an_idle_daemon() {
     let mut etcd = etcd_with_reader(&["--auth-token", "simple", "--auth-token-ttl", "2"]);
+    assert_eq!(
+        etcd.logins_by_others(),
+        0.0,
+        "the test's own logins are not all accounted for"
+    );
     let t = tree("debounce = \"0\"\n");
     let pw = secret_file(t.root.path(), "pw", &format!("{PASSWORD}\n"), 0o600);
     let pw = pw.display().to_string();
@@ -337,14 +347,26 @@ fn expired_token_of_an_idle_daemon() {
     );
     d.wait_ready();
     assert_eq!(t.read("app.conf"), "server 10.0.0.1:80;\n");
+    assert!(
+        etcd.logins_by_others() >= 1.0,
+        "reconfd rendered without logging in; log:\n{}",
+        d.log()
+    );
 
+    // The premise, not a synchronisation: idle for more than the token's TTL.
     std::thread::sleep(Duration::from_secs(5));
     etcd.put("/svc/services/apache/b", "10.0.0.2:80");
     util::wait_for(Duration::from_secs(20), "the change after idling", || {
         (t.read("app.conf") == "server 10.0.0.1:80;\nserver 10.0.0.2:80;\n").then_some(())
     });
 
+    // A restart forgets every token (and etcd's counters start from zero).
     etcd.restart();
+    util::wait_for(
+        Duration::from_secs(30),
+        "reconfd to log in again after the restart",
+        || (etcd.logins_by_others() >= 1.0).then_some(()),
+    );
     std::thread::sleep(Duration::from_secs(5));
     etcd.delete("/svc/services/apache/a");
     util::wait_for(
