@@ -8,9 +8,10 @@
 //! The journal is stood in for, when the machine has none, by binding its well-known socket
 //! for the length of one test (tracing-journald cannot be pointed anywhere else).
 //!
-//! Every wait on an event is bounded; the plain sleeps prove that something did *not* happen
-//! (a watchdog ping while etcd is frozen) for a stated time. Tolerances are for a loaded 2-core
-//! machine.
+//! Every wait on an event is bounded. Assertions are about the order of events (pings before
+//! and after a freeze, a STATUS=, a file); the one timed check left is the watchdog's contract
+//! itself: while healthy, no gap between pings reaches WatchdogSec, or systemd would kill the
+//! daemon. Ping rates and counts are figures for benchmarks, not asserted here.
 
 mod util;
 
@@ -172,6 +173,61 @@ impl NotifySocket {
         }
     }
 
+    /// Waits until `n` `WATCHDOG=1` pings arrived at or after `from`; returns their times.
+    fn wait_pings(&self, d: &Daemon, from: Instant, n: usize) -> Vec<Instant> {
+        let deadline = Instant::now() + EVENT;
+        loop {
+            let pings = self.pings(from, Instant::now() + EVENT);
+            if pings.len() >= n {
+                return pings;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {n} pings; notifications:\n{}daemon log:\n{}",
+                    self.dump(),
+                    d.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until no `WATCHDOG=1` came for `quiet` (counted from `from` or the last ping,
+    /// whichever is later); returns the time of the last ping before that silence, if any.
+    fn wait_silence(&self, d: &Daemon, from: Instant, quiet: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + EVENT + quiet;
+        loop {
+            let last = self.pings(from, Instant::now() + EVENT).last().copied();
+            if Instant::now().duration_since(last.unwrap_or(from)) >= quiet {
+                return last;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the pings never stopped for {quiet:?}; notifications:\n{}daemon log:\n{}",
+                    self.dump(),
+                    d.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until everything already sent to the socket has been read: a marker datagram
+    /// sent now queues behind it, so once the reader has it, nothing sent before is pending.
+    fn drain(&self) {
+        let marker = format!("TEST_MARKER={:?}", Instant::now());
+        UnixDatagram::unbound()
+            .unwrap()
+            .send_to(marker.as_bytes(), &self.path)
+            .unwrap();
+        let deadline = Instant::now() + EVENT;
+        while !self.msgs.lock().unwrap().iter().any(|m| m.text == marker) {
+            assert!(Instant::now() < deadline, "the reader never got the marker");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.msgs.lock().unwrap().retain(|m| m.text != marker);
+    }
+
     /// Times of the `WATCHDOG=1` pings received in `[from, to)`.
     fn pings(&self, from: Instant, to: Instant) -> Vec<Instant> {
         self.messages()
@@ -234,8 +290,8 @@ fn stop_and_expect_stopping(d: &mut Daemon, sock: &NotifySocket) {
         "{}",
         sock.dump()
     );
-    // Give the reader thread a moment for anything still queued in the socket.
-    std::thread::sleep(Duration::from_millis(200));
+    // The process is gone: whatever it sent is queued; read all of it.
+    sock.drain();
     assert_eq!(
         sock.messages().len(),
         i + 1,
@@ -426,49 +482,39 @@ fn watchdog_pings_only_while_etcd_answers() {
     let mut d = notified_daemon(&t, &etcd, &sock, &[("WATCHDOG_USEC", "1000000")]);
     let ready = sock.wait(&d, 0, "READY=1", |m| m.has("READY=1"));
 
-    // Pings at WatchdogSec/2.
+    // Pings keep coming while etcd answers, never WatchdogSec apart (systemd's contract).
     let from = sock.messages()[ready].at;
-    std::thread::sleep(Duration::from_secs(3));
-    let pings = sock.pings(from, from + Duration::from_secs(3));
-    assert!(
-        (4..=8).contains(&pings.len()),
-        "{} pings in 3 s with WatchdogSec=1s (want ~6):\n{}",
-        pings.len(),
-        sock.dump()
-    );
-    let gaps: Vec<f64> = pings
+    let pings = sock.wait_pings(&d, from, 5);
+    let mut times = vec![from];
+    times.extend(pings);
+    let gaps: Vec<f64> = times
         .windows(2)
         .map(|w| w[1].duration_since(w[0]).as_secs_f64())
         .collect();
-    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
-    assert!(
-        (0.4..=0.65).contains(&mean),
-        "mean ping interval {mean:.3}s (want ~0.5 s): {gaps:?}"
-    );
     assert!(
         gaps.iter().all(|g| *g < 1.0),
-        "a gap of WatchdogSec or more would get the daemon killed: {gaps:?}"
-    );
-
-    // Freeze etcd. The last answer came before this instant; pings go on while it is less than
-    // WatchdogSec old, so none may arrive after stop + 1 s (+ 1 s for a loaded machine).
-    kill(etcd.pid(), Signal::SIGSTOP).unwrap();
-    let stopped = Instant::now();
-    std::thread::sleep(Duration::from_millis(4500));
-    let late = sock.pings(stopped + Duration::from_secs(2), Instant::now());
-    assert!(
-        late.is_empty(),
-        "{} pings more than 2 s after etcd froze:\n{}",
-        late.len(),
+        "a gap of WatchdogSec or more would get the daemon killed: {gaps:?}\n{}",
         sock.dump()
     );
 
-    // Some 10 s later (the gRPC keep-alive: 5 s + 5 s) the watch is declared broken, and
-    // STATUS= says so; still no pings.
+    // Freeze etcd: the pings stop (a silence of twice WatchdogSec comes), long before the
+    // watch is declared broken (some 10 s later, the gRPC keep-alive: 5 s + 5 s), when
+    // STATUS= says "degraded"; and none comes while it is degraded.
+    kill(etcd.pid(), Signal::SIGSTOP).unwrap();
+    let stopped = Instant::now();
+    let last = sock
+        .wait_silence(&d, stopped, Duration::from_secs(2))
+        .unwrap_or(stopped);
     let degraded = sock.wait(&d, 0, "a degraded STATUS=", |m| {
         m.get("STATUS")
             .is_some_and(|s| s.starts_with("degraded: etcd unreachable ("))
     });
+    let degraded_at = sock.messages()[degraded].at;
+    assert!(
+        last + Duration::from_secs(1) <= degraded_at,
+        "pings went on until the watch was declared broken:\n{}",
+        sock.dump()
+    );
     assert!(
         sock.messages()[degraded]
             .get("STATUS")
@@ -477,7 +523,7 @@ fn watchdog_pings_only_while_etcd_answers() {
         "{}",
         sock.dump()
     );
-    let late = sock.pings(stopped + Duration::from_secs(2), Instant::now());
+    let late = sock.pings(last + Duration::from_millis(1), Instant::now());
     assert!(late.is_empty(), "pings while degraded:\n{}", sock.dump());
 
     // Thaw it: pings come back, steadily, and STATUS= loses its "degraded".
@@ -533,7 +579,10 @@ fn watchdog_keeps_pinging_while_a_sighup_waits_for_an_install() {
         ),
     );
     etcd.put("/services/apache/a", "10.0.0.1:80");
-    let sock = NotifySocket::bind(|| true);
+    let sock = NotifySocket::bind({
+        let marker = marker.clone();
+        move || marker.exists()
+    });
     let mut d = notified_daemon(&t, &etcd, &sock, &[("WATCHDOG_USEC", "1000000")]);
     let ready = sock.wait(&d, 0, "READY=1", |m| m.has("READY=1"));
 
@@ -547,21 +596,20 @@ fn watchdog_keeps_pinging_while_a_sighup_waits_for_an_install() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let hup = Instant::now();
     d.signal(Signal::SIGHUP);
     let r = sock.wait(&d, ready + 1, "RELOADING=1", |m| m.has("RELOADING=1"));
-    sock.wait(&d, r + 1, "READY=1 after the reload", |m| m.has("READY=1"));
-    let end = Instant::now();
-    let mut pings = sock.pings(hup - Duration::from_secs(1), end);
-    pings.insert(0, hup - Duration::from_secs(1));
-    pings.push(end);
-    let gaps: Vec<f64> = pings
-        .windows(2)
-        .map(|w| w[1].duration_since(w[0]).as_secs_f64())
+    let again = sock.wait(&d, r + 1, "READY=1 after the reload", |m| m.has("READY=1"));
+    // Between RELOADING=1 and READY=1 the SIGHUP waited for reload_cmd (3 s, six pings'
+    // worth): pings went on while it still ran (the probe saw its marker).
+    let during: Vec<Msg> = sock.messages()[r + 1..again]
+        .iter()
+        .filter(|m| m.has("WATCHDOG=1") && m.probe)
+        .cloned()
         .collect();
     assert!(
-        gaps.iter().all(|g| *g < 1.0),
-        "no WATCHDOG=1 for WatchdogSec or longer while SIGHUP waited for reload_cmd: {gaps:?}\n{}",
+        during.len() >= 2,
+        "{} WATCHDOG=1 while SIGHUP waited for reload_cmd:\n{}",
+        during.len(),
         sock.dump()
     );
     stop_and_expect_stopping(&mut d, &sock);
@@ -581,15 +629,9 @@ fn watchdog_pings_with_no_resources() {
         sock.messages()[ready].get("STATUS"),
         Some("no resources to manage")
     );
+    // Pings go on after READY, for longer than WatchdogSec.
     let from = sock.messages()[ready].at;
-    std::thread::sleep(Duration::from_secs(3));
-    let pings = sock.pings(from, from + Duration::from_secs(3));
-    assert!(
-        pings.len() >= 4,
-        "{} pings in 3 s after READY with WatchdogSec=1s:\n{}",
-        pings.len(),
-        sock.dump()
-    );
+    sock.wait_pings(&d, from + Duration::from_secs(2), 2);
     stop_and_expect_stopping(&mut d, &sock);
 }
 
@@ -611,31 +653,32 @@ fn watchdog_with_interval_tolerates_one_poll_of_silence() {
     let mut d = Daemon::spawn(cmd);
     let ready = sock.wait(&d, 0, "READY=1", |m| m.has("READY=1"));
 
+    // Pings across more than two polls, never WatchdogSec apart (systemd's contract).
     let from = sock.messages()[ready].at;
-    std::thread::sleep(Duration::from_secs(5));
-    let mut pings = sock.pings(from, from + Duration::from_secs(5));
+    sock.wait_pings(&d, from + Duration::from_secs(4), 2);
+    let mut pings = sock.pings(from, from + Duration::from_secs(4));
     pings.insert(0, from);
     let gaps: Vec<f64> = pings
         .windows(2)
         .map(|w| w[1].duration_since(w[0]).as_secs_f64())
         .collect();
     assert!(
-        gaps.len() >= 8 && gaps.iter().all(|g| *g < 1.0),
+        gaps.iter().all(|g| *g < 1.0),
         "pings paused between polls: {gaps:?}\n{}",
         sock.dump()
     );
 
+    // Frozen, etcd answers no poll: the pings stop (a silence of twice WatchdogSec +
+    // interval comes) and none comes until SIGCONT.
     kill(etcd.pid(), Signal::SIGSTOP).unwrap();
     let stopped = Instant::now();
-    std::thread::sleep(Duration::from_millis(5500));
-    let late = sock.pings(stopped + Duration::from_secs(4), Instant::now());
-    kill(etcd.pid(), Signal::SIGCONT).unwrap();
-    assert!(
-        late.is_empty(),
-        "{} pings more than 3 s (+1 s) after etcd froze:\n{}",
-        late.len(),
-        sock.dump()
+    let last = sock.wait_silence(&d, stopped, Duration::from_secs(6));
+    let late = sock.pings(
+        last.unwrap_or(stopped) + Duration::from_millis(1),
+        Instant::now(),
     );
+    kill(etcd.pid(), Signal::SIGCONT).unwrap();
+    assert!(late.is_empty(), "pings after the silence:\n{}", sock.dump());
     let resumed = Instant::now();
     sock.wait(&d, 0, "pings after SIGCONT", |m| {
         m.has("WATCHDOG=1") && m.at > resumed
