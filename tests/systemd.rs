@@ -686,6 +686,91 @@ fn watchdog_with_interval_tolerates_one_poll_of_silence() {
     stop_and_expect_stopping(&mut d, &sock);
 }
 
+/// SIGINT (Ctrl-C in a terminal, or `KillSignal=SIGINT`) stops the daemon exactly as SIGTERM
+/// does: sent while an install's check_cmd runs, the install finishes or is dropped whole,
+/// STOPPING=1 is the last notification, the process exits 0, and no staged file is left.
+#[test]
+fn sigint_stops_like_sigterm() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    upstream_resource(
+        &t,
+        "nginx",
+        "app.conf",
+        "check_cmd = \"sleep 1\"\nreload_limit = \"none\"\n",
+    );
+    etcd.put("/services/apache/a", "10.0.0.1:80");
+    let sock = NotifySocket::bind(|| true);
+    let mut d = notified_daemon(&t, &etcd, &sock, &[]);
+    sock.wait(&d, 0, "READY=1", |m| m.has("READY=1"));
+    let dest = t.out().join("app.conf");
+    let (old, new) = (
+        upstream(&["10.0.0.1:80"]),
+        upstream(&["10.0.0.1:80", "10.0.0.2:80"]),
+    );
+    etcd.put("/services/apache/b", "10.0.0.2:80");
+    // The staged file exists while check_cmd runs: interrupt right then.
+    util::wait_for(EVENT, "the staged file of the second install", || {
+        t.out_files()
+            .iter()
+            .any(|f| f.starts_with('.'))
+            .then_some(())
+    });
+    let before = sock.messages().len();
+    d.signal(Signal::SIGINT);
+    let i = sock.wait(&d, before, "STOPPING=1 after SIGINT", |m| {
+        m.has("STOPPING=1")
+    });
+    let status = d.wait_exit(EVENT);
+    assert_eq!(status.code(), Some(0), "{status:?}; log:\n{}", d.log());
+    sock.drain();
+    assert_eq!(
+        sock.messages().len(),
+        i + 1,
+        "notifications after STOPPING=1:\n{}",
+        sock.dump()
+    );
+    let content = std::fs::read_to_string(&dest).unwrap_or_default();
+    assert!(
+        content == old || content == new,
+        "destination is neither the old nor the new file: {content:?}; log:\n{}",
+        d.log()
+    );
+    assert_eq!(t.out_files(), vec!["app.conf"], "log:\n{}", d.log());
+}
+
+/// Before etcd was reached even once (its only endpoint is down at start), the daemon is
+/// starting, not hung: it keeps sending WATCHDOG=1 for longer than WatchdogSec, so systemd
+/// does not kill it in a loop while etcd comes up after it. It says nothing of READY.
+#[test]
+fn watchdog_is_fed_before_etcd_was_first_reached() {
+    let t = Tree::new();
+    upstream_resource(&t, "nginx", "app.conf", "");
+    let dead = format!("http://127.0.0.1:{}", util::free_port());
+    let sock = NotifySocket::bind(|| true);
+    let mut cmd = t.reconfd(None, &["run", "--endpoint", &dead]);
+    cmd.env("NOTIFY_SOCKET", &sock.path)
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM");
+    let started = Instant::now();
+    let mut d = Daemon::spawn(cmd);
+    // Pings three WatchdogSecs after the start, etcd never having answered.
+    sock.wait_pings(&d, started + Duration::from_secs(3), 2);
+    assert!(
+        !sock.messages().iter().any(|m| m.has("READY=1")),
+        "READY=1 without etcd:\n{}",
+        sock.dump()
+    );
+    assert!(
+        d.log().contains("no etcd endpoint can be followed")
+            || d.log().contains(reconfd::logging::ETCD_UNREACHABLE),
+        "the dead endpoint was not reported; log:\n{}",
+        d.log()
+    );
+    stop_and_expect_stopping(&mut d, &sock);
+}
+
 // ---------------------------------------------------------------------------------------
 // Logs: JSON on stderr, the journal's native protocol, the fallback
 // ---------------------------------------------------------------------------------------
