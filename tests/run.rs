@@ -541,6 +541,73 @@ fn failing_check_converges_once_it_passes() {
     assert_eq!(t.out_files(), vec!["app.conf"], "{}", d.log());
 }
 
+/// Case 8d: A failing render converges once its cause is gone, without any new etcd change:
+/// the template needs a file that appears only later (fileExists), and until then asks for a
+/// key that does not exist, which fails the render. The live file is left alone meanwhile.
+#[test]
+fn failing_render_converges_once_it_passes() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    let flag = t.root.path().join("flag");
+    t.template(
+        "r.tera",
+        &format!(
+            "{{% if not fileExists(path=\"{}\") %}}{{{{ getv(key=\"/r/not-yet\") }}}}{{% endif %}}v={{{{ getv(key=\"/r/v\") }}}}\n",
+            flag.display()
+        ),
+    );
+    t.resource(
+        "r",
+        "[template]\nsrc = \"r.tera\"\ndest = \"@OUT@/r.conf\"\nkeys = [\"/r\"]\ndebounce = \"0\"\n",
+    );
+    let dest = t.out().join("r.conf");
+    std::fs::write(&dest, "old\n").unwrap();
+    etcd.put("/r/v", "1");
+    let d = t.daemon(&etcd, &[]);
+    d.wait_ready();
+    d.wait_log(EVENT, "/r/not-yet", 1);
+    assert_eq!(read(&dest).as_deref(), Some("old\n"), "{}", d.log());
+    assert_eq!(t.out_files(), vec!["r.conf"], "{}", d.log());
+
+    let revision = etcd.revision();
+    std::fs::write(&flag, "").unwrap();
+    // Retries back off 1 s, 2 s, 4 s…: the next one renders.
+    wait_content(&d, &dest, "v=1\n");
+    assert_eq!(etcd.revision(), revision, "etcd changed during the test");
+    assert_eq!(t.out_files(), vec!["r.conf"], "{}", d.log());
+}
+
+/// Case 8e: A failing install converges once its cause is gone, without any new etcd change:
+/// the destination's directory does not exist yet (the service's package is not installed),
+/// so the staged file cannot be written; once the directory is made, the retry installs.
+#[test]
+fn failing_install_converges_once_it_passes() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    t.template("i.tera", "v={{ getv(key=\"/i/v\") }}\n");
+    t.resource(
+        "i",
+        "[template]\nsrc = \"i.tera\"\ndest = \"@OUT@/later/i.conf\"\nkeys = [\"/i\"]\ndebounce = \"0\"\n",
+    );
+    etcd.put("/i/v", "1");
+    let d = t.daemon(&etcd, &[]);
+    d.wait_ready();
+    let later = t.out().join("later");
+    assert!(!later.exists());
+    d.wait_log(EVENT, &later.display().to_string(), 1);
+
+    let revision = etcd.revision();
+    std::fs::create_dir(&later).unwrap();
+    wait_content(&d, &later.join("i.conf"), "v=1\n");
+    assert_eq!(etcd.revision(), revision, "etcd changed during the test");
+    let mut left: Vec<String> = std::fs::read_dir(&later)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["i.conf"], "{}", d.log());
+}
+
 /// Case 8b: A failing reload_cmd is owed: the file is installed once, and the reload is retried
 /// (the file no longer differs) until it passes, without any new etcd change.
 #[test]
