@@ -4,8 +4,9 @@
 //!
 //! Every wait on an event is bounded (`wait_content`, `wait_until`, `Daemon::wait_log`); the
 //! few plain sleeps either pace writes or prove, for a stated time, that something did *not*
-//! happen. Timing tolerances are explained where they are used: they are for a loaded 2-core
-//! CI machine.
+//! happen. Assertions are about the order of events (what was installed and reloaded, in what
+//! sequence) and lower bounds that load only makes easier; how fast things happen is measured
+//! by `cargo bench --bench daemon`, and the batcher's exact timing by batch.rs's tests.
 
 mod util;
 
@@ -202,13 +203,13 @@ fn burst_inside_debounce_gives_one_install_and_one_reload() {
         0,
         "no render besides the initial one and the one after the burst; log:\n{log}"
     );
-    // The quiet period runs from the last write: the reload is at least a debounce after it
-    // (0.1 s for the watch event possibly arriving before the put's HTTP answer did), and not
-    // much later (2 s tolerance: scheduling, fsyncs, sh and date on a loaded machine).
+    // The quiet period runs from the last write: the reload comes after it has passed (a
+    // lower bound, which load only makes easier; 0.1 s for the watch event possibly arriving
+    // before the put's HTTP answer did). How soon after is a figure for the benchmark.
     let after = recorded[1] - last_write;
     assert!(
-        (1.9..4.0).contains(&after),
-        "reload {after:.3} s after the last write; log:\n{log}"
+        after >= 1.9,
+        "reload {after:.3} s after the last write, inside the 2 s debounce; log:\n{log}"
     );
     assert_eq!(staged_files(&t.out()), Vec::<String>::new());
 }
@@ -257,9 +258,14 @@ fn leading_installs_the_first_change_of_a_burst_at_once() {
     );
 }
 
-/// Case 3: Continuous churn for 3× max_wait still installs at least every max_wait.
+/// Case 3: Continuous churn that never leaves the 1 s debounce quiet still installs before it
+/// stops (max_wait 2 s, 6 s of churn): reload_cmd records each installed value, and some are
+/// values the churn later overwrote; the recorded values only ever go forward; the final
+/// value is installed last. A batcher honouring only the debounce would install nothing until
+/// the churn stopped. (How close installs come to max_wait is for batch.rs's paused-time
+/// tests and the benchmark.)
 #[test]
-fn continuous_churn_installs_at_least_every_max_wait() {
+fn continuous_churn_installs_before_it_stops() {
     let etcd = Etcd::start();
     let t = Tree::new();
     let reloads = t.root.path().join("reloads");
@@ -279,16 +285,11 @@ fn continuous_churn_installs_at_least_every_max_wait() {
     assert_eq!(lines(&reloads).len(), 1, "{}", d.log());
 
     // A put every 200 ms for 6 s: the 1 s quiet period never comes while it lasts.
-    let start = now_epoch();
+    let start = Instant::now();
     let mut i = 0;
-    let mut end;
-    loop {
+    while start.elapsed() < Duration::from_secs(6) {
         i += 1;
         etcd.put("/churn/k", &format!("c{i}"));
-        end = now_epoch();
-        if end - start >= 6.0 {
-            break;
-        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let last = format!(" c{i}");
@@ -297,37 +298,29 @@ fn continuous_churn_installs_at_least_every_max_wait() {
     });
     assert_eq!(read(&dest), Some(format!("c{i}\n")), "{}", d.log());
     let log = d.log();
-    let during: Vec<f64> = times(&reloads).into_iter().filter(|&r| r > start).collect();
-    let from_start: Vec<String> = during.iter().map(|r| format!("{:.3}", r - start)).collect();
-    // Tolerance 1 s over max_wait: the time is taken by the reload command, after the render,
-    // a staged write with fsync, the rename, a directory fsync and two process spawns; on a
-    // loaded 2-core machine (etcd fsyncing every put, other tests running) that adds up to
-    // several hundred ms at worst. A daemon that only honoured the debounce would show one
-    // gap of 7 s here, far beyond it.
-    let limit = 2.0 + 1.0;
-    let mut previous = start;
-    for &r in &during {
-        assert!(
-            r - previous <= limit,
-            "{:.3} s without an install during churn (max_wait 2 s); installs at {from_start:?} s from the first put, last put at {:.3} s; log:\n{log}",
-            r - previous,
-            end - start
-        );
-        if r > end {
-            break;
-        }
-        previous = r;
-    }
-    let in_churn = during.iter().filter(|&&r| r <= end).count();
+    let installed: Vec<u32> = lines(&reloads)
+        .iter()
+        .map(|l| {
+            let v = l.split_whitespace().nth(1).unwrap_or_default();
+            v.trim_start_matches('c')
+                .parse()
+                .unwrap_or_else(|_| panic!("bad reload record {l:?}"))
+        })
+        .collect();
     assert!(
-        (2..=8).contains(&in_churn),
-        "{in_churn} installs during 6 s of churn with max_wait 2 s ({i} puts): {from_start:?}; log:\n{log}"
+        installed.windows(2).all(|w| w[0] < w[1]),
+        "installed values went backwards or repeated: {installed:?}; log:\n{log}"
+    );
+    let overwritten = installed.iter().filter(|&&v| v > 0 && v < i as u32).count();
+    assert!(
+        overwritten >= 1,
+        "nothing was installed while the churn went on ({i} puts): {installed:?}; log:\n{log}"
     );
 }
 
-/// Case 4: reload_limit "2/4s": a burst of 8 changes gets at most 2N−1 = 3 reloads in any 4 s,
-/// fewer reloads than changes, and the final state is installed and reloaded (deferred, not
-/// dropped).
+/// Case 4: reload_limit "2/4s": a burst of 8 changes gets fewer reloads than changes, the
+/// limit is logged, and the final state is installed and reloaded (deferred, not dropped),
+/// the reloads in order.
 #[test]
 fn reload_limit_defers_and_never_drops() {
     let etcd = Etcd::start();
@@ -367,17 +360,21 @@ fn reload_limit_defers_and_never_drops() {
         log.contains("reload limit reached; install deferred"),
         "{log}"
     );
-    // No 4 reloads within one 4 s window. GCRA grants permits exactly `per / count` apart at
-    // the window's edge, and each time here is taken after the check, rename, fsync and a
-    // process spawn, whose duration varies by tens of ms: allow 150 ms of that jitter.
-    for w in all.windows(4) {
-        assert!(
-            w[3] - w[0] >= 4.0 - 0.15,
-            "4 reloads within {:.3} s (limit 2/4s allows 3); records:\n{}\nlog:\n{log}",
-            w[3] - w[0],
-            lines(&reloads).join("\n")
-        );
-    }
+    // Installed in order, ending with the final value. How many reloads fit in a window is
+    // the GCRA's (batch.rs's tests, with time passed in), not a wall-clock figure here.
+    let values: Vec<u32> = lines(&reloads)
+        .iter()
+        .map(|l| {
+            l.rsplit(" v")
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("bad reload record {l:?}"))
+        })
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]) && values.last() == Some(&8),
+        "reloads out of order or not ending with the final value: {values:?}; log:\n{log}"
+    );
 }
 
 /// Case 5: A key written with a lease that expires (a sidekick that stopped) leaves the output.
@@ -542,6 +539,73 @@ fn failing_check_converges_once_it_passes() {
     d.wait_log(EVENT, INSTALLED, 1);
     assert_eq!(d.log_count(INSTALLED), 1, "{}", d.log());
     assert_eq!(t.out_files(), vec!["app.conf"], "{}", d.log());
+}
+
+/// Case 8d: A failing render converges once its cause is gone, without any new etcd change:
+/// the template needs a file that appears only later (fileExists), and until then asks for a
+/// key that does not exist, which fails the render. The live file is left alone meanwhile.
+#[test]
+fn failing_render_converges_once_it_passes() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    let flag = t.root.path().join("flag");
+    t.template(
+        "r.tera",
+        &format!(
+            "{{% if not fileExists(path=\"{}\") %}}{{{{ getv(key=\"/r/not-yet\") }}}}{{% endif %}}v={{{{ getv(key=\"/r/v\") }}}}\n",
+            flag.display()
+        ),
+    );
+    t.resource(
+        "r",
+        "[template]\nsrc = \"r.tera\"\ndest = \"@OUT@/r.conf\"\nkeys = [\"/r\"]\ndebounce = \"0\"\n",
+    );
+    let dest = t.out().join("r.conf");
+    std::fs::write(&dest, "old\n").unwrap();
+    etcd.put("/r/v", "1");
+    let d = t.daemon(&etcd, &[]);
+    d.wait_ready();
+    d.wait_log(EVENT, "/r/not-yet", 1);
+    assert_eq!(read(&dest).as_deref(), Some("old\n"), "{}", d.log());
+    assert_eq!(t.out_files(), vec!["r.conf"], "{}", d.log());
+
+    let revision = etcd.revision();
+    std::fs::write(&flag, "").unwrap();
+    // Retries back off 1 s, 2 s, 4 s…: the next one renders.
+    wait_content(&d, &dest, "v=1\n");
+    assert_eq!(etcd.revision(), revision, "etcd changed during the test");
+    assert_eq!(t.out_files(), vec!["r.conf"], "{}", d.log());
+}
+
+/// Case 8e: A failing install converges once its cause is gone, without any new etcd change:
+/// the destination's directory does not exist yet (the service's package is not installed),
+/// so the staged file cannot be written; once the directory is made, the retry installs.
+#[test]
+fn failing_install_converges_once_it_passes() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    t.template("i.tera", "v={{ getv(key=\"/i/v\") }}\n");
+    t.resource(
+        "i",
+        "[template]\nsrc = \"i.tera\"\ndest = \"@OUT@/later/i.conf\"\nkeys = [\"/i\"]\ndebounce = \"0\"\n",
+    );
+    etcd.put("/i/v", "1");
+    let d = t.daemon(&etcd, &[]);
+    d.wait_ready();
+    let later = t.out().join("later");
+    assert!(!later.exists());
+    d.wait_log(EVENT, &later.display().to_string(), 1);
+
+    let revision = etcd.revision();
+    std::fs::create_dir(&later).unwrap();
+    wait_content(&d, &later.join("i.conf"), "v=1\n");
+    assert_eq!(etcd.revision(), revision, "etcd changed during the test");
+    let mut left: Vec<String> = std::fs::read_dir(&later)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["i.conf"], "{}", d.log());
 }
 
 /// Case 8b: A failing reload_cmd is owed: the file is installed once, and the reload is retried

@@ -560,36 +560,72 @@ pub(super) mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn background_job_keeping_the_pipe_does_not_hang_success() {
-        let cmd = ShellCommand::new("sleep 2 & echo started");
-        let t0 = std::time::Instant::now();
-        let out = run(
-            &cmd,
-            Path::new("/s"),
-            Path::new("/d"),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-        assert!(t0.elapsed() < Duration::from_secs(3));
-        assert_eq!(out.text, "started\n");
+    /// Whether `pid` is still running (a zombie counts as gone).
+    fn running(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        })
     }
 
-    /// Whether `pid` is gone within a second. SIGKILL is delivered asynchronously, so a
-    /// killed grandchild may take a moment to exit; a zombie awaiting its new parent counts
-    /// as gone.
-    pub(crate) fn gone_soon(pid: i32) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    /// Waits (at most 30 s) until `path` holds `n` lines of pids; returns them.
+    async fn wait_pids(path: &Path, n: usize) -> Vec<i32> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let running = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                Ok(stat) => {
-                    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-                    !state.starts_with('Z') && !state.starts_with('X')
-                }
-                Err(_) => false,
-            };
-            if !running {
+            let pids: Vec<i32> = std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.parse().ok())
+                .collect();
+            if pids.len() >= n {
+                return pids;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the command never wrote its pids"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The command returns as soon as the shell exits, while its background job still holds
+    /// the output pipe: the job is still running when `run` returns.
+    #[tokio::test]
+    async fn background_job_keeping_the_pipe_does_not_hang_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let cmd = ShellCommand::new(format!(
+            "sleep 600 & echo $! > {}; echo started",
+            pids.display()
+        ));
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            run(
+                &cmd,
+                Path::new("/s"),
+                Path::new("/d"),
+                Duration::from_secs(600),
+            ),
+        )
+        .await
+        .expect("run waited for the background job")
+        .unwrap();
+        assert_eq!(out.text, "started\n");
+        let job = wait_pids(&pids, 1).await[0];
+        assert!(running(job), "the background job ended before run returned");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(job),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+
+    /// Whether `pid` is gone, waiting for it at most 10 s. SIGKILL is delivered
+    /// asynchronously, so a killed grandchild may take a moment to exit; a zombie awaiting its
+    /// new parent counts as gone.
+    pub(crate) fn gone_soon(pid: i32) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if !running(pid) {
                 return true;
             }
             if std::time::Instant::now() > deadline {
@@ -599,57 +635,61 @@ pub(super) mod tests {
         }
     }
 
+    /// A command past its timeout is killed with its whole process group: `run` returns
+    /// `TimedOut` with the output so far while the 600 s sleep would still run, and every
+    /// process of the group is gone.
     #[tokio::test]
     async fn timeout_kills_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
         let pids: PathBuf = dir.path().join("pids");
         let cmd = ShellCommand::new(format!(
-            "sleep 10 & echo $! > {p}; echo $$ >> {p}; echo waiting; wait",
+            "sleep 600 & echo $! > {p}; echo $$ >> {p}; echo waiting; wait",
             p = pids.display()
         ));
-        let t0 = std::time::Instant::now();
-        let err = run(
-            &cmd,
-            Path::new("/s"),
-            Path::new("/d"),
-            Duration::from_millis(200),
+        // The timeout is the subject: long enough for the shell to have written its pids and
+        // its line on any machine, far shorter than the sleep.
+        let err = tokio::time::timeout(
+            Duration::from_secs(60),
+            run(
+                &cmd,
+                Path::new("/s"),
+                Path::new("/d"),
+                Duration::from_secs(2),
+            ),
         )
         .await
+        .expect("run did not return after its timeout")
         .unwrap_err();
-        assert!(
-            t0.elapsed() < Duration::from_secs(1),
-            "took {:?}",
-            t0.elapsed()
-        );
         let CommandError::TimedOut { output, .. } = &err else {
             panic!("{err:?}")
         };
         assert_eq!(output.text, "waiting\n");
-        for pid in std::fs::read_to_string(&pids).unwrap().lines() {
-            let pid: i32 = pid.parse().unwrap();
+        for pid in wait_pids(&pids, 2).await {
             assert!(gone_soon(pid), "process {pid} survived");
         }
     }
 
+    /// Dropping the future (the actor cancelled mid-command) kills the group too. The
+    /// future is dropped once the command has written its pids, not after a guessed delay.
     #[tokio::test]
     async fn dropping_the_future_kills_the_group() {
         let dir = tempfile::tempdir().unwrap();
         let pids = dir.path().join("pids");
         let cmd = ShellCommand::new(format!(
-            "echo $$ > {p}; sleep 10 & echo $! >> {p}; wait",
+            "echo $$ > {p}; sleep 600 & echo $! >> {p}; wait",
             p = pids.display()
         ));
         let running = run(
             &cmd,
             Path::new("/s"),
             Path::new("/d"),
-            Duration::from_secs(30),
+            Duration::from_secs(600),
         );
-        assert!(tokio::time::timeout(Duration::from_millis(300), running)
-            .await
-            .is_err());
-        for pid in std::fs::read_to_string(&pids).unwrap().lines() {
-            let pid: i32 = pid.parse().unwrap();
+        let written = tokio::select! {
+            r = running => panic!("the command ended on its own: {r:?}"),
+            pids = wait_pids(&pids, 2) => pids,
+        };
+        for pid in written {
             assert!(gone_soon(pid), "process {pid} survived");
         }
     }

@@ -31,6 +31,46 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Whether this run is CI's (`CI=true`, as `.ci/run` is run): there a missing prerequisite
+/// fails the test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A test's prerequisite: returns `true` when `available`. When it is not, under CI this
+/// panics (the machine lacks something `.ci/install-deps` should have provided); elsewhere it
+/// prints `SKIPPED: TEST: WHY` straight to the process's stderr, where `cargo test` shows it
+/// even for a passing test (its capture only takes `print!`/`eprint!`), and returns `false`
+/// so the caller returns.
+///
+/// ```ignore
+/// if !util::prerequisite(have_strace, "strace is not installed (apt-get install strace)") {
+///     return;
+/// }
+/// ```
+#[track_caller]
+pub fn prerequisite(available: bool, why: &str) -> bool {
+    if available {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    if in_ci() {
+        panic!("{test}: prerequisite missing under CI: {why}");
+    }
+    let line = format!("SKIPPED: {test}: {why} (under CI=true this fails)\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    false
+}
+
+/// Whether `program` is on PATH (or is an executable path).
+pub fn have_program(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
 /// Polls `f` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -74,6 +114,9 @@ pub struct Etcd {
     tls_port: Option<u16>,
     /// root's password once [`Etcd::enable_auth`] ran: the helpers then act as root.
     root_password: Option<String>,
+    /// How many times the helpers logged in as root since etcd (re)started, so
+    /// [`Etcd::logins_by_others`] can tell reconfd's logins from ours.
+    own_logins: std::sync::atomic::AtomicUsize,
 }
 
 impl Etcd {
@@ -120,6 +163,7 @@ impl Etcd {
             extra,
             tls_port,
             root_password: None,
+            own_logins: Default::default(),
         };
         etcd.wait_ready();
         etcd
@@ -155,6 +199,8 @@ impl Etcd {
             .args(["--endpoints", &self.endpoint]);
         if let Some(pw) = &self.root_password {
             c.arg(format!("--user=root:{pw}"));
+            self.own_logins
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         let mut child = c
             .args(args)
@@ -250,6 +296,9 @@ impl Etcd {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.wait();
+        // etcd's counters start again from zero.
+        self.own_logins
+            .store(0, std::sync::atomic::Ordering::SeqCst);
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(self.dir.path().join("etcd.log"))
@@ -276,6 +325,10 @@ impl Etcd {
                     &format!(r#"{{"name":"root","password":"{pw}"}}"#),
                     "",
                 )?;
+                if resp.starts_with("HTTP/1.1 200") {
+                    self.own_logins
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
                 let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
                     std::io::Error::other(format!("etcd authenticate: {e}: {resp}"))
@@ -397,6 +450,22 @@ impl Etcd {
         s.read_to_string(&mut out).unwrap();
         assert!(out.starts_with("HTTP/1.1 200"), "etcd GET {path}: {out}");
         out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
+    }
+
+    /// Successful logins (gRPC `Authenticate` calls answered OK) since etcd last (re)started,
+    /// less the helpers' own: the logins of the clients under test.
+    pub fn logins_by_others(&self) -> f64 {
+        let text = self.get_text("/metrics");
+        let total: f64 = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("grpc_server_handled_total{")
+                    && l.contains("grpc_method=\"Authenticate\"")
+                    && l.contains("grpc_code=\"OK\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        total - self.own_logins.load(std::sync::atomic::Ordering::SeqCst) as f64
     }
 
     /// A gauge or counter from etcd's `/metrics` (the sum of its series), e.g.
