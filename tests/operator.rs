@@ -186,13 +186,164 @@ fn help_shows_only_the_options_of_the_subcommand() {
     assert!(!help("migrate").contains("--endpoint"));
 }
 
-/// Helper kept for the tests below that read repository files.
-#[allow(dead_code)]
 fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-#[allow(dead_code)]
-fn exists(rel: &str) -> bool {
-    Path::new(&root().join(rel)).exists()
+/// Whether a prerequisite is missing: a failure under `CI=true`, a visible skip elsewhere.
+fn missing(what: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is missing (CI=true): run .ci/install-deps");
+    }
+    eprintln!("SKIP: {what} is missing");
+    true
+}
+
+/// The overall exposure `systemd-analyze security --offline=true` gives a unit file.
+fn exposure(unit: &Path) -> f64 {
+    let o = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze runs");
+    let out = text(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level for {}: {out}{}",
+                unit.display(),
+                text(&o.stderr)
+            )
+        });
+    let after = line.split(':').nth(1).expect("a value after ':'");
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read {line:?}"))
+}
+
+/// The shipped units, as root and with the drop-in that runs as the reconfd user, score at
+/// most 3.0 ("OK") in systemd's own exposure analysis. systemd-analyze reads the files
+/// offline, so no running systemd is needed; the instance of the template unit is analysed
+/// under a concrete name.
+#[test]
+fn shipped_units_score_at_most_3() {
+    let have = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have && missing("systemd-analyze with --offline (systemd >= 252)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = read("systemd/reconfd.service");
+    let mut units = vec![
+        ("reconfd.service", unit.clone()),
+        ("reconfd@site.service", read("systemd/reconfd@.service")),
+    ];
+    // A drop-in's lines come after the unit's, as systemd applies them.
+    let dropin: String = read("systemd/run-as-reconfd.conf")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("[Service]"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (head, install) = unit.split_at(unit.find("[Install]").unwrap());
+    units.push((
+        "reconfd-as-user.service",
+        format!("{head}{dropin}\n{install}"),
+    ));
+    for (name, text) in units {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let score = exposure(&path);
+        assert!(score <= 3.0, "{name}: exposure {score} > 3.0");
+        eprintln!("{name}: exposure {score}");
+    }
+}
+
+/// The example resource ships as `conf.d/nginx.toml.example`: `check` on the example tree
+/// loads nothing, says so and shows how to start; the packages list the file under that
+/// name and no `conf.d/*.toml`.
+#[test]
+fn the_example_resource_is_not_loaded() {
+    assert!(root()
+        .join("etc/reconfd/conf.d/nginx.toml.example")
+        .is_file());
+    let toml: Vec<_> = std::fs::read_dir(root().join("etc/reconfd/conf.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    assert!(
+        toml.is_empty(),
+        "resources shipped in etc/reconfd/conf.d: {toml:?}"
+    );
+    let cargo = read("Cargo.toml");
+    assert!(
+        !cargo.contains("conf.d/nginx.toml\""),
+        "Cargo.toml packages a resource"
+    );
+    assert_eq!(cargo.matches("conf.d/nginx.toml.example").count(), 5);
+
+    let mut c = util::reconfd();
+    c.arg("check")
+        .arg("--confdir")
+        .arg(root().join("etc/reconfd"));
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("no resources in "), "{out}");
+    assert!(out.contains("nginx.toml.example"), "{out}");
+}
+
+/// The example, copied to a `.toml` name as the README says, is a valid resource.
+#[test]
+fn the_example_resource_checks_once_copied() {
+    let t = Tree::new();
+    std::fs::copy(
+        root().join("etc/reconfd/conf.d/nginx.toml.example"),
+        t.confdir().join("conf.d/nginx.toml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root().join("etc/reconfd/templates/nginx.tera"),
+        t.confdir().join("templates/nginx.tera"),
+    )
+    .unwrap();
+    let res = t.confdir().join("conf.d/nginx.toml");
+    let body = std::fs::read_to_string(&res).unwrap().replace(
+        "dest = \"/etc/nginx/nginx.conf\"",
+        &format!("dest = \"{}/nginx.conf\"", t.out().display()),
+    );
+    std::fs::write(&res, body).unwrap();
+    let o = run(t.reconfd(None, &["check"]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("1 resource(s) OK"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+/// The maintainer address is written once, in `[package] authors`, which both packaging
+/// tools read; neither metadata section repeats it.
+#[test]
+fn one_maintainer_address() {
+    let cargo = read("Cargo.toml");
+    let authors: Vec<_> = cargo.lines().filter(|l| l.starts_with("authors")).collect();
+    assert_eq!(authors.len(), 1, "{authors:?}");
+    assert!(
+        authors[0].contains('<') && authors[0].contains('@'),
+        "{}",
+        authors[0]
+    );
+    for field in ["maintainer =", "packager ="] {
+        assert!(
+            !cargo.lines().any(|l| l.trim_start().starts_with(field)),
+            "{field} in Cargo.toml"
+        );
+    }
 }
