@@ -347,3 +347,170 @@ fn one_maintainer_address() {
         );
     }
 }
+
+/// The capabilities `CapabilityBoundingSet=` of the shipped unit grants, in setpriv's form
+/// (`+chown,+fowner,...`).
+fn unit_capabilities() -> String {
+    let unit = read("systemd/reconfd.service");
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit bounds capabilities");
+    line.split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_ascii_lowercase()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The pids of the nginx master's children (its workers); a reload replaces them.
+fn workers(master: &str) -> Vec<String> {
+    let o = std::process::Command::new("ps")
+        .args(["-o", "pid=", "--ppid", master])
+        .output()
+        .unwrap();
+    let mut v: Vec<String> = text(&o.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The example resource, as shipped apart from its destination and the nginx it reloads, works
+/// within the unit's capability bound and its view of /proc: `nginx -t` on the rendered whole
+/// nginx.conf (which binds port 80 and chowns nginx's temp directories), the install with an
+/// owner other than root under `UMask=0077`, and `nginx -s reload` of a running root nginx.
+/// systemd is not PID 1 on the test machines, so the sandbox is rebuilt from its parts: a
+/// mount namespace with `/proc` mounted `hidepid=invisible,subset=pid` (ProtectProc=invisible,
+/// ProcSubset=pid), `setpriv --bounding-set` with the unit's CapabilityBoundingSet and
+/// `--no-new-privs`. Without CAP_CHOWN the same run fails, so the bound is real.
+#[test]
+fn the_example_works_within_the_units_capabilities() {
+    if !nix::unistd::geteuid().is_root() && missing("root (to bound capabilities with setpriv)") {
+        return;
+    }
+    for tool in ["/usr/sbin/nginx", "/usr/bin/setpriv", "/usr/bin/unshare"] {
+        if !Path::new(tool).exists() && missing(tool) {
+            return;
+        }
+    }
+    let etcd = util::Etcd::start();
+    etcd.put("/services/apache/10.0.0.6", "10.0.0.6:8888");
+
+    // A running root nginx on a free loopback port, for the reload to signal.
+    let ng = tempfile::tempdir().unwrap();
+    let ngconf = ng.path().join("nginx.conf");
+    std::fs::write(
+        &ngconf,
+        format!(
+            "pid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 16; }}\nhttp {{ access_log off; client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fcgi; uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi; server {{ listen 127.0.0.1:{port}; }} }}\n",
+            p = ng.path().display(),
+            port = util::free_port()
+        ),
+    )
+    .unwrap();
+    let started = std::process::Command::new("/usr/sbin/nginx")
+        .arg("-c")
+        .arg(&ngconf)
+        .arg("-p")
+        .arg(ng.path())
+        .status()
+        .unwrap();
+    assert!(started.success(), "nginx did not start");
+    struct Stop(PathBuf, PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("/usr/sbin/nginx")
+                .arg("-s")
+                .arg("stop")
+                .arg("-c")
+                .arg(&self.0)
+                .arg("-p")
+                .arg(&self.1)
+                .status();
+        }
+    }
+    let _stop = Stop(ngconf.clone(), ng.path().to_owned());
+    let pidfile = ng.path().join("nginx.pid");
+    let master = util::wait_for(
+        std::time::Duration::from_secs(10),
+        "nginx's pid file",
+        || {
+            std::fs::read_to_string(&pidfile)
+                .ok()
+                .map(|s| s.trim().to_owned())
+        },
+    );
+
+    let t = Tree::new();
+    std::fs::copy(
+        root().join("etc/reconfd/templates/nginx.tera"),
+        t.confdir().join("templates/nginx.tera"),
+    )
+    .unwrap();
+    let example = read("etc/reconfd/conf.d/nginx.toml.example");
+    let reload = format!(
+        "reload_cmd = \"/usr/sbin/nginx -s reload -c {} -p {}\"",
+        ngconf.display(),
+        ng.path().display()
+    );
+    let resource: String = example
+        .lines()
+        .map(|l| {
+            if l.starts_with("dest = ") {
+                format!("dest = \"{}/nginx.conf\"", t.out().display())
+            } else if l.starts_with("reload_cmd = ") {
+                reload.clone()
+            } else if l.starts_with("owner = ") {
+                "owner = \"nobody\"".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert!(resource.contains("check_cmd = \"/usr/sbin/nginx -t"));
+    std::fs::write(t.confdir().join("conf.d/nginx.toml"), resource).unwrap();
+
+    let sandboxed = |caps: &str| {
+        let mut c = std::process::Command::new("/usr/bin/unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t proc -o hidepid=invisible,subset=pid proc /proc && umask 077 && exec setpriv --bounding-set=\"$0\" --no-new-privs \"$@\"",
+        ]);
+        c.arg(format!("-all,{caps}"));
+        c.arg(env!("CARGO_BIN_EXE_reconfd"));
+        c.args(["once", "--log-target", "stderr", "--confdir"])
+            .arg(t.confdir())
+            .args(["--endpoint", &etcd.endpoint]);
+        c.env("RECONFD_CONFIG", "/dev/null");
+        run(c)
+    };
+
+    let caps = unit_capabilities();
+    // Without CAP_CHOWN the install cannot give the file to nobody: the bound is in force.
+    let without: Vec<&str> = caps.split(',').filter(|c| *c != "+chown").collect();
+    let o = sandboxed(&without.join(","));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(!t.out().join("nginx.conf").exists());
+
+    let before = workers(&master);
+    let o = sandboxed(&caps);
+    assert_eq!(o.status.code(), Some(0), "with {caps}: {}", text(&o.stderr));
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(t.out().join("nginx.conf")).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid()), (0o644, 65534));
+    assert!(std::fs::read_to_string(t.out().join("nginx.conf"))
+        .unwrap()
+        .contains("server 10.0.0.6:8888;"));
+    util::wait_for(
+        std::time::Duration::from_secs(10),
+        "nginx to replace its workers after the reload",
+        || {
+            let now = workers(&master);
+            (!now.is_empty() && now.iter().all(|w| !before.contains(w))).then_some(())
+        },
+    );
+}
