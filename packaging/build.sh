@@ -6,10 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # cargo deb runs `cargo build --release` itself; cargo generate-rpm packages that same binary.
-# The maintainer is written once, as [package] authors in Cargo.toml: cargo-deb reads it there
-# for Maintainer, cargo-generate-rpm gets it here for Packager.
-maintainer=$(sed -n 's/^authors = \["\(.*\)"\]$/\1/p' Cargo.toml)
-[ -n "$maintainer" ] || { echo "Cargo.toml: no authors = [\"NAME <ADDRESS>\"] line" >&2; exit 1; }
 cargo deb --locked
-cargo generate-rpm --set-metadata "packager = \"$maintainer\""
+cargo generate-rpm
 ls -1 target/debian/*.deb target/generate-rpm/*.rpm
