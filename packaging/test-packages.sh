@@ -4,8 +4,9 @@
 #   2. the maintainer scripts and rpm scriptlets do what Debian's and Fedora's conventions ask
 #      (run against stub systemctl/deb-systemd-* commands, so no systemd is needed);
 #   3. the .rpm unpacks into a scratch root (rpm --root);
-#   4. the .deb installs with dpkg -i: reconfd --version, reconfd check on the installed example
-#      config, man -w, the unit enabled; an edited conffile survives an upgrade to a higher
+#   4. the .deb installs with dpkg -i: reconfd --version; a fresh install acts on nothing (no
+#      resource loaded, /etc/nginx untouched) and creates the reconfd user; the README's first
+#      steps (write a resource, check, once --noop against etcd); man -w, the unit enabled; an edited conffile survives an upgrade to a higher
 #      version; dpkg -r, then dpkg -P, leave none of the package's files behind.
 # Needs cargo-deb, cargo-generate-rpm and rpm (.ci/install-deps installs what is missing), and
 # root or sudo for dpkg and rpm --root. It installs and purges the reconfd package, so it
@@ -61,6 +62,12 @@ depends=$(dpkg-deb -f "$deb" Depends)
 [[ "$depends" =~ ^libc6(\ \(.*\))?$ ]] || fail "Depends: $depends"
 echo "Depends: $depends"
 
+step "the .deb names the maintainer from Cargo.toml's authors"
+maintainer=$(sed -n 's/^authors = \["\(.*\)"\]$/\1/p' Cargo.toml)
+[ "$(dpkg-deb -f "$deb" Maintainer)" = "$maintainer" ] || fail ".deb Maintainer: $(dpkg-deb -f "$deb" Maintainer), not $maintainer"
+# cargo-generate-rpm 0.21.1 sets no Packager (not even with --set-metadata), so only the .deb.
+echo "Maintainer: $maintainer"
+
 step "the .deb and the .rpm hold the same files, modes and conffiles"
 # Regular files as "perms path". The .deb gzips man pages and adds a copyright file; Debian's zsh
 # reads vendor-completions where Fedora's reads site-functions.
@@ -72,7 +79,7 @@ diff -u "$tmp/deb.files" "$tmp/rpm.files" || fail "file lists differ (- .deb, + 
 dpkg-deb --info "$deb" conffiles | sort >"$tmp/deb.conffiles"
 rpm -qp --configfiles "$rpm" 2>/dev/null | sort >"$tmp/rpm.conffiles"
 diff -u "$tmp/deb.conffiles" "$tmp/rpm.conffiles" || fail "conffiles differ (- .deb, + .rpm)"
-for f in /etc/reconfd/reconfd.toml /etc/reconfd/conf.d/nginx.toml /etc/reconfd/templates/nginx.tera; do
+for f in /etc/reconfd/reconfd.toml /etc/reconfd/conf.d/nginx.toml.example /etc/reconfd/templates/nginx.tera; do
     grep -qx "$f" "$tmp/deb.conffiles" || fail "$f is not a conffile"
 done
 # %config(noreplace): an edited file is kept on upgrade, the new one lands beside it as .rpmnew.
@@ -87,6 +94,11 @@ mkdir -p "$tmp/stubs"
 # ln, mkdir, rm and rmdir too: the rpm scriptlets manage /usr/lib/reconfd/confd, and must not
 # touch this machine's files when run here.
 for cmd in systemctl deb-systemd-helper deb-systemd-invoke ln mkdir rm rmdir; do
+    printf '#!/bin/sh\necho "%s $*" >>"$STUB_LOG"\nexit 0\n' "$cmd" >"$tmp/stubs/$cmd"
+    chmod 755 "$tmp/stubs/$cmd"
+done
+# The user-creating commands too: the scripts' calls are checked, this machine's users untouched.
+for cmd in systemd-sysusers adduser useradd; do
     printf '#!/bin/sh\necho "%s $*" >>"$STUB_LOG"\nexit 0\n' "$cmd" >"$tmp/stubs/$cmd"
     chmod 755 "$tmp/stubs/$cmd"
 done
@@ -114,6 +126,7 @@ done
 expect "rpm %post, install" "$(run "$tmp/POSTIN.sh" 1)" "+systemctl --no-reload preset reconfd.service" "-start|restart" \
     "+ln -sfn /usr/bin/reconfd /usr/lib/reconfd/confd"
 expect "rpm %post, upgrade" "$(run "$tmp/POSTIN.sh" 2)" "-systemctl" "+ln -sfn /usr/bin/reconfd /usr/lib/reconfd/confd"
+expect "rpm %post, the reconfd user" "$(run "$tmp/POSTIN.sh" 1)" "+systemd-sysusers reconfd.conf"
 expect "rpm %preun, erase" "$(run "$tmp/PREUN.sh" 0)" \
     "+systemctl --no-reload disable --now reconfd.service" "+systemctl stop reconfd@*.service"
 expect "rpm %preun, upgrade" "$(run "$tmp/PREUN.sh" 1)" "-."
@@ -139,7 +152,7 @@ if in_systemd true; then
         cat "$STUB_LOG"
     }
     expect "deb postinst, install" "$(deb_run "$tmp/debian/postinst" configure "")" \
-        "+deb-systemd-helper enable reconfd.service" "-start|restart"
+        "+deb-systemd-helper enable reconfd.service" "-start|restart" "+systemd-sysusers reconfd.conf"
     expect "deb postinst, upgrade" "$(deb_run "$tmp/debian/postinst" configure 0.0.1-1)" \
         "+deb-systemd-invoke try-restart reconfd.service" "+deb-systemd-invoke try-restart reconfd@*.service" \
         "-invoke (start|restart|stop)"
@@ -176,6 +189,58 @@ reconfd_paths() {
     { find /etc /usr /var -name '*reconfd*' 2>/dev/null || true; } | sort
 }
 before=$(reconfd_paths)
+# /etc/nginx's files and their checksums: a fresh install must not change them.
+nginx_state() {
+    { find /etc/nginx -type f -exec sha256sum {} + 2>/dev/null || true; } | sort
+}
+nginx_before=$(nginx_state)
+# The README's first steps on the installed package: write a resource, check, once --noop
+# against a real etcd on loopback. The resource writes into a scratch directory and reloads
+# nothing; it is removed again so that purging leaves nothing behind.
+operator_steps() {
+    command -v etcd >/dev/null || {
+        [ "${CI:-}" = true ] && fail "etcd is not installed (.ci/install-deps)"
+        echo "note: no etcd here; the README's once --noop step is skipped"
+        return 0
+    }
+    local port peer ep dest=$tmp/op/out
+    free_port() {
+        local p
+        while :; do
+            p=$((20000 + RANDOM % 20000))
+            (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+        done
+    }
+    port=$(free_port)
+    peer=$(free_port)
+    ep="http://127.0.0.1:$port"
+    mkdir -p "$tmp/op/out"
+    etcd --name op --data-dir "$tmp/op/etcd" --listen-client-urls "$ep" --advertise-client-urls "$ep" \
+        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "op=http://127.0.0.1:$peer" >"$tmp/op/etcd.log" 2>&1 &
+    local etcd_pid=$!
+    local ok=no
+    for _ in $(seq 100); do
+        ETCDCTL_API=3 etcdctl --endpoints "$ep" put /services/apache/a 10.0.0.1:80 >/dev/null 2>&1 && { ok=yes; break; }
+        sleep 0.1
+    done
+    [ "$ok" = yes ] || { kill "$etcd_pid"; fail "etcd did not start: $(tail -5 "$tmp/op/etcd.log")"; }
+    sed -e "s|^dest = .*|dest = \"$dest/nginx.conf\"|" -e '/^reload_cmd/d' -e '/^check_cmd/d' \
+        /etc/reconfd/conf.d/nginx.toml.example | $sudo tee /etc/reconfd/conf.d/nginx.toml >/dev/null
+    local rc=0 out
+    out=$(reconfd check 2>&1) || rc=$?
+    grep -q "^1 resource(s) OK" <<<"$out" || rc=1
+    if [ $rc -eq 0 ]; then
+        out=$(reconfd once --noop --endpoint "$ep" 2>&1) || rc=$?
+        grep -q "server 10.0.0.1:80;" <<<"$out" || rc=1
+        [ ! -e "$dest/nginx.conf" ] || rc=1
+    fi
+    kill "$etcd_pid" 2>/dev/null || true
+    wait "$etcd_pid" 2>/dev/null || true
+    $sudo rm -f /etc/reconfd/conf.d/nginx.toml
+    [ $rc -eq 0 ] || fail "the README's steps on the installed package: $out"
+    echo "README steps: resource written, check OK, once --noop showed the diff and wrote nothing"
+}
 installed=yes
 $sudo dpkg -i --path-include='/usr/share/man/*' "$deb" </dev/null >"$tmp/dpkg.log" 2>&1 || {
     cat "$tmp/dpkg.log" >&2
@@ -189,16 +254,17 @@ echo "$(command -v reconfd): $(reconfd --version)"
     fail "/usr/lib/reconfd/confd is not a link to reconfd"
 dpkg -S /usr/lib/reconfd/confd >/dev/null || fail "/usr/lib/reconfd/confd is not owned by the package"
 /usr/lib/reconfd/confd -version | grep -q confd-compatible || fail "confd -version: $(/usr/lib/reconfd/confd -version)"
-# The example resource renders /etc/nginx/nginx.conf, so check wants /etc/nginx to exist (CI
-# installs nginx). Without it, check must report exactly that and nothing else.
+# A fresh install acts on nothing: the example resource is conf.d/nginx.toml.example, which is
+# not loaded, and check says there is no resource.
+out=$(reconfd check 2>&1) || fail "reconfd check on the fresh install: $out"
+grep -q "^no resources in /etc/reconfd/conf.d" <<<"$out" || fail "reconfd check on the fresh install: $out"
+[ -z "$(find /etc/reconfd/conf.d -name '*.toml')" ] || fail "the package installs a resource: $(find /etc/reconfd/conf.d -name '*.toml')"
 if [ -d /etc/nginx ]; then
-    reconfd check || fail "reconfd check on the installed example config"
-else
-    if out=$(reconfd check 2>&1); then fail "reconfd check passed without /etc/nginx"; fi
-    grep -q "dest directory /etc/nginx does not exist" <<<"$out" && grep -q "^1 problem(s) found" <<<"$out" ||
-        fail "reconfd check without nginx: $out"
-    skip "no /etc/nginx here (apt-get install nginx); reconfd check reports only that, as it should"
+    [ "$(nginx_state)" = "$nginx_before" ] || fail "installing the package changed /etc/nginx"
 fi
+getent passwd reconfd >/dev/null || fail "no reconfd user after install (sysusers.d)"
+echo "fresh install: no resource loaded, /etc/nginx untouched, user reconfd present"
+operator_steps
 # (dpkg -i above overrides a path-exclude of man pages, as minimal images set one.)
 if command -v man >/dev/null; then
     man -w reconfd || fail "man -w reconfd"

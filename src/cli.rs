@@ -1,5 +1,9 @@
-//! The command line: subcommands and the global options that override the config file.
-//! Definitions only; `main` dispatches and [`GlobalArgs::overrides`] hands the values on.
+//! The command line: subcommands and the options each one takes. Definitions only; `main`
+//! dispatches and [`Cli::global`] hands the values on.
+//!
+//! Every subcommand takes only the options it uses, so a meaningless one (`render
+//! --endpoint`, `check --noop`) is a usage error instead of being silently ignored. The
+//! option groups shared by several subcommands are the `*Args` structs below.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -7,103 +11,198 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Overrides;
+use crate::logging::LogLevel;
 
 /// reconfd keeps configuration files in line with etcd: it watches keys, renders templates,
 /// checks the staged file, installs it atomically and reloads the service.
 #[derive(Debug, Parser)]
 #[command(name = "reconfd", version, propagate_version = true)]
 pub struct Cli {
-    /// Options shared by every subcommand.
-    #[command(flatten)]
-    pub global: GlobalArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Options that override the config file. Each also reads a `RECONFD_*` environment variable;
-/// the command line wins over the environment, which wins over the file.
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
+/// Parses the process's command line; exits 2 on a usage error, and 78 (a configuration
+/// error, as when the config file holds it) on an invalid `--log-level`/`RECONFD_LOG_LEVEL`.
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`] for a given argument list (the program name first).
+pub fn parse_from<I, T>(args: I) -> Cli
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let log_level = e.kind() == clap::error::ErrorKind::ValueValidation
+                && matches!(
+                    e.get(clap::error::ContextKind::InvalidArg),
+                    Some(clap::error::ContextValue::String(a)) if a.starts_with("--log-level")
+                );
+            if log_level {
+                let _ = e.print();
+                std::process::exit(crate::exit::CONFIG.into());
+            }
+            e.exit()
+        }
+    }
+}
+
+/// Where the configuration is: `--config`, `--confdir`. Each also reads a `RECONFD_*`
+/// environment variable; the command line wins over the environment, which wins over the
+/// file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
     /// Daemon config file (a missing default file means built-in defaults).
-    #[arg(long, global = true, value_name = "PATH", env = "RECONFD_CONFIG")]
+    #[arg(long, value_name = "PATH", env = "RECONFD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Directory holding conf.d/ and templates/ [default: /etc/reconfd].
-    #[arg(long, global = true, value_name = "DIR", env = "RECONFD_CONFDIR")]
+    #[arg(long, value_name = "DIR", env = "RECONFD_CONFDIR")]
     pub confdir: Option<PathBuf>,
+}
+
+/// How to reach etcd, overriding `[etcd]` and `prefix` of the config file.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "etcd")]
+pub struct EtcdArgs {
     /// etcd endpoint URL; repeat for every cluster member (env: comma-separated).
     #[arg(
         long = "endpoint",
-        global = true,
         value_name = "URL",
         env = "RECONFD_ENDPOINTS",
         value_delimiter = ','
     )]
     pub endpoints: Vec<String>,
     /// Global key prefix, joined before each resource's prefix.
-    #[arg(long, global = true, value_name = "P", env = "RECONFD_PREFIX")]
+    #[arg(long, value_name = "P", env = "RECONFD_PREFIX")]
     pub prefix: Option<String>,
     /// etcd username; setting it turns authentication on.
-    #[arg(long, global = true, value_name = "U", env = "RECONFD_USERNAME")]
+    #[arg(long, value_name = "U", env = "RECONFD_USERNAME")]
     pub username: Option<String>,
     /// File holding the etcd password.
-    #[arg(long, global = true, value_name = "F", env = "RECONFD_PASSWORD_FILE")]
+    #[arg(long, value_name = "F", env = "RECONFD_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
     /// PEM bundle of the CA that signs etcd's certificates.
-    #[arg(long, global = true, value_name = "F", env = "RECONFD_CA_FILE")]
+    #[arg(long, value_name = "F", env = "RECONFD_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate.
-    #[arg(long, global = true, value_name = "F", env = "RECONFD_CERT_FILE")]
+    #[arg(long, value_name = "F", env = "RECONFD_CERT_FILE")]
     pub cert_file: Option<PathBuf>,
     /// PEM client key.
-    #[arg(long, global = true, value_name = "F", env = "RECONFD_KEY_FILE")]
+    #[arg(long, value_name = "F", env = "RECONFD_KEY_FILE")]
     pub key_file: Option<PathBuf>,
-    /// Show what would change (a diff) and run check_cmd, but write and reload nothing.
-    #[arg(long, global = true)]
-    pub noop: bool,
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(long, global = true, value_name = "LEVEL", env = "RECONFD_LOG_LEVEL")]
-    pub log_level: Option<String>,
+}
+
+/// Logging, for the subcommands that log.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Log level: error, warn, info, debug, trace, or a directive list such as
+    /// "warn,reconfd::etcd=debug" [default: info, or log_level in the config file].
+    #[arg(long, value_name = "LEVEL", env = "RECONFD_LOG_LEVEL")]
+    pub log_level: Option<LogLevel>,
     /// Where logs go: journald (with structured fields), stderr, or auto (journald when
     /// stderr is the journal).
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "auto",
-        env = "RECONFD_LOG_TARGET"
-    )]
+    #[arg(long, value_enum, default_value = "auto", env = "RECONFD_LOG_TARGET")]
     pub log_target: crate::logging::Target,
     /// Format of stderr lines.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "text",
-        env = "RECONFD_LOG_FORMAT"
-    )]
+    #[arg(long, value_enum, default_value = "text", env = "RECONFD_LOG_FORMAT")]
     pub log_format: crate::logging::Format,
+}
+
+/// Every option a subcommand may take, merged into one view; what a subcommand does not take
+/// stays at its default. Built by [`Cli::global`].
+#[derive(Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// `--config`, `--confdir`.
+    pub config: ConfigArgs,
+    /// The etcd connection options.
+    pub etcd: EtcdArgs,
+    /// `--noop` (`run`, `once`).
+    pub noop: bool,
+    /// `--log-level`
+    pub log_level: Option<LogLevel>,
+    /// `--log-target`
+    pub log_target: crate::logging::Target,
+    /// `--log-format`
+    pub log_format: crate::logging::Format,
+}
+
+impl Cli {
+    /// The options of the chosen subcommand, in one view.
+    pub fn global(&self) -> GlobalArgs {
+        let with = |config: &ConfigArgs, etcd: &EtcdArgs, noop: bool, log: &LogArgs| GlobalArgs {
+            config: config.clone(),
+            etcd: etcd.clone(),
+            noop,
+            log_level: log.log_level.clone(),
+            log_target: log.log_target,
+            log_format: log.log_format,
+        };
+        match &self.command {
+            Command::Run {
+                config,
+                etcd,
+                noop,
+                log,
+                ..
+            }
+            | Command::Once {
+                config,
+                etcd,
+                noop,
+                log,
+            } => with(config, etcd, *noop, log),
+            Command::Check { config, etcd, log } => with(config, etcd, false, log),
+            Command::Render { prefix, .. } => GlobalArgs {
+                etcd: EtcdArgs {
+                    prefix: prefix.clone(),
+                    ..EtcdArgs::default()
+                },
+                ..GlobalArgs::default()
+            },
+            Command::Credentials {
+                config, username, ..
+            } => GlobalArgs {
+                config: ConfigArgs {
+                    config: config.clone(),
+                    confdir: None,
+                },
+                etcd: EtcdArgs {
+                    username: username.clone(),
+                    ..EtcdArgs::default()
+                },
+                ..GlobalArgs::default()
+            },
+            Command::Confd { .. } | Command::Migrate { .. } => GlobalArgs::default(),
+        }
+    }
 }
 
 impl GlobalArgs {
     /// The values that override the config file.
     pub fn overrides(&self) -> Overrides {
         Overrides {
-            config: self.config.clone(),
-            confdir: self.confdir.clone(),
+            config: self.config.config.clone(),
+            confdir: self.config.confdir.clone(),
             endpoints: self
+                .etcd
                 .endpoints
                 .iter()
                 .filter(|e| !e.trim().is_empty())
                 .cloned()
                 .collect(),
-            prefix: self.prefix.clone(),
-            username: self.username.clone(),
-            password_file: self.password_file.clone(),
-            ca_file: self.ca_file.clone(),
-            cert_file: self.cert_file.clone(),
-            key_file: self.key_file.clone(),
-            log_level: self.log_level.clone(),
+            prefix: self.etcd.prefix.clone(),
+            username: self.etcd.username.clone(),
+            password_file: self.etcd.password_file.clone(),
+            ca_file: self.etcd.ca_file.clone(),
+            cert_file: self.etcd.cert_file.clone(),
+            key_file: self.etcd.key_file.clone(),
+            log_level: self.log_level.clone().map(String::from),
         }
     }
 }
@@ -114,19 +213,63 @@ pub enum Command {
     /// Run as a daemon: follow etcd's changes, batch them per resource, keep every
     /// destination in line. SIGHUP reloads the configuration; SIGTERM stops.
     Run {
+        /// Where the configuration is.
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Follow etcd and show what would change (a diff) and run check_cmd, but write and
+        /// reload nothing.
+        #[arg(long)]
+        noop: bool,
         /// Re-read etcd every SECS seconds instead of watching it (confd's interval mode).
         #[arg(long, value_name = "SECS")]
         interval: Option<u64>,
+        /// How to reach etcd.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+        /// Logging.
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Render every resource once from one consistent read of etcd, then exit
     /// (non-zero if any resource failed).
-    Once,
+    Once {
+        /// Where the configuration is.
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Show what would change (a diff) and run check_cmd, but write and reload nothing.
+        #[arg(long)]
+        noop: bool,
+        /// How to reach etcd.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+        /// Logging.
+        #[command(flatten)]
+        log: LogArgs,
+    },
     /// Validate the config, every resource and every template without contacting etcd.
-    Check,
+    Check {
+        /// Where the configuration is.
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The etcd settings to validate (TLS and password files are read, etcd is not
+        /// contacted).
+        #[command(flatten)]
+        etcd: EtcdArgs,
+        /// Logging.
+        #[command(flatten)]
+        log: LogArgs,
+    },
     /// Store or remove the etcd password of --username (or etcd.username) in the system
     /// keyring, for `password_keyring = true`. The keyring is the Secret Service of a user
     /// session; a system service has none and should use a systemd credential instead.
     Credentials {
+        /// Daemon config file, for etcd.username (a missing default file means built-in
+        /// defaults).
+        #[arg(long, global = true, value_name = "PATH", env = "RECONFD_CONFIG")]
+        config: Option<PathBuf>,
+        /// etcd username whose password is stored [default: etcd.username of the config].
+        #[arg(long, global = true, value_name = "U", env = "RECONFD_USERNAME")]
+        username: Option<String>,
         /// What to do with the stored password.
         #[command(subcommand)]
         action: CredentialsAction,
@@ -154,6 +297,9 @@ pub enum Command {
         /// Flat mapping of full keys to string values, in JSON, TOML or YAML (by extension).
         #[arg(long, value_name = "FILE")]
         data: PathBuf,
+        /// Key prefix the template's keys are relative to, as a resource's global prefix.
+        #[arg(long, value_name = "P", env = "RECONFD_PREFIX")]
+        prefix: Option<String>,
     },
     /// Convert a confd tree into a reconfd tree, templates to Tera where that is exact.
     ///

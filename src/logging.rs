@@ -4,8 +4,20 @@
 //! fields `reconfd.resource`, `reconfd.dest`, `reconfd.revision`, which journald receives as
 //! `RECONFD_RESOURCE`, `RECONFD_DEST`, `RECONFD_REVISION`; key events carry a stable
 //! `MESSAGE_ID` (the constants below, documented in docs/systemd.md). Under systemd
-//! (`JOURNAL_STREAM` set) stderr lines carry no timestamp, since journald adds one.
+//! (`JOURNAL_STREAM` set) stderr lines carry no timestamp, since journald adds one. The
+//! `message_id` field is for journald and JSON consumers; the human text format leaves it out.
+//!
+//! [`LogLevel`] is the validated `log_level` / `--log-level` value: a level or an `EnvFilter`
+//! directive that still lets errors through. A value `EnvFilter` would read as a target name
+//! (`"warning"`, `"loud"`) and so silence every line is refused where it is read.
 
+use std::fmt;
+use std::str::FromStr;
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
@@ -23,9 +35,10 @@ pub const ETCD_RECOVERED: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e54";
 pub const RENDER_FAILED: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e55";
 
 /// Where log lines go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
     /// journald when `JOURNAL_STREAM` says stderr is the journal, else stderr.
+    #[default]
     Auto,
     /// The journal's native protocol, with structured fields.
     Journald,
@@ -34,9 +47,10 @@ pub enum Target {
 }
 
 /// How stderr lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// One human-readable line per event.
+    #[default]
     Text,
     /// One JSON object per event.
     Json,
@@ -56,10 +70,173 @@ pub fn journald_field_name(name: &str) -> String {
         .to_owned()
 }
 
-/// Installs the global subscriber. `level` is a level or an `EnvFilter` directive.
+/// The bare levels a `log_level` may name; `warning` is read as `warn`.
+const LEVELS: [&str; 6] = ["error", "warn", "warning", "info", "debug", "trace"];
+
+/// A validated log filter: a level (`error`, `warn`/`warning`, `info`, `debug`, `trace`) or
+/// an `EnvFilter` directive list such as `warn,reconfd::etcd=debug`. Held in the form
+/// `EnvFilter` reads (lower-case levels, `warning` spelled `warn`).
+///
+/// Refused: an empty value; a bare word that is not a level (`EnvFilter` would take it as a
+/// target and turn everything else off); a directive list without a level for everything
+/// else (`reconfd::etcd=debug` alone hides every other error); `off` as that level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLevel(String);
+
+impl Default for LogLevel {
+    fn default() -> Self {
+        LogLevel("info".into())
+    }
+}
+
+impl LogLevel {
+    /// The directive in the form `EnvFilter` reads.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<LogLevel> for String {
+    fn from(l: LogLevel) -> String {
+        l.0
+    }
+}
+
+/// `Some(level)` in `EnvFilter`'s spelling when `word` names a level.
+fn level_word(word: &str) -> Option<&'static str> {
+    let w = word.trim().to_ascii_lowercase();
+    match w.as_str() {
+        "warning" => Some("warn"),
+        _ => LEVELS.iter().find(|l| **l == w).copied(),
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        const HINT: &str = "use error, warn, info, debug or trace, or a directive list such as \"warn,reconfd::etcd=debug\"";
+        if s.trim().is_empty() {
+            return Err(format!("empty log level; {HINT}"));
+        }
+        let mut parts = Vec::new();
+        let mut global = false;
+        for part in s.split(',').map(str::trim) {
+            if part.is_empty() {
+                return Err(format!("invalid log level {s:?}: empty directive; {HINT}"));
+            }
+            if let Some(level) = level_word(part) {
+                global = true;
+                parts.push(level.to_owned());
+            } else if part.eq_ignore_ascii_case("off") {
+                return Err(format!(
+                    "invalid log level {s:?}: \"off\" would hide errors too; the quietest level is \"error\""
+                ));
+            } else if let Some((target, level)) = part.rsplit_once('=') {
+                let level = level_word(level)
+                    .or_else(|| level.trim().eq_ignore_ascii_case("off").then_some("off"))
+                    .ok_or_else(|| {
+                        format!(
+                            "invalid log level {s:?}: {level:?} in {part:?} is not a level; {HINT}"
+                        )
+                    })?;
+                if target.trim().is_empty() {
+                    return Err(format!(
+                        "invalid log level {s:?}: {part:?} names no target; {HINT}"
+                    ));
+                }
+                parts.push(format!("{}={level}", target.trim()));
+            } else {
+                return Err(format!(
+                    "invalid log level {s:?}: {part:?} is not a level; {HINT}"
+                ));
+            }
+        }
+        if !global {
+            return Err(format!(
+                "invalid log level {s:?}: no level for everything else, so other errors would be hidden; add one, e.g. \"info,{s}\""
+            ));
+        }
+        let directive = parts.join(",");
+        EnvFilter::try_new(&directive)
+            .map_err(|e| format!("invalid log level {s:?}: {e}; {HINT}"))?;
+        Ok(LogLevel(directive))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The human text format's fields: like tracing-subscriber's default (`message`, then
+/// `name=value` pairs separated by spaces) without `message_id`, which is for journald and
+/// JSON consumers.
+struct HumanFields;
+
+impl<'w> FormatFields<'w> for HumanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut v = HumanVisitor {
+            writer: &mut writer,
+            seen: false,
+            result: Ok(()),
+        };
+        fields.record(&mut v);
+        v.result
+    }
+}
+
+struct HumanVisitor<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    seen: bool,
+    result: fmt::Result,
+}
+
+impl Visit for HumanVisitor<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        if self.result.is_err() || name == "message_id" || name.starts_with("log.") {
+            return;
+        }
+        let sep = if self.seen { " " } else { "" };
+        self.seen = true;
+        self.result = if name == "message" {
+            write!(self.writer, "{sep}{value:?}")
+        } else {
+            write!(
+                self.writer,
+                "{sep}{}={value:?}",
+                name.trim_start_matches("r#")
+            )
+        };
+    }
+}
+
+/// Installs the global subscriber. `level` is a level or an `EnvFilter` directive; a value
+/// [`LogLevel`] refuses (possible only from callers that did not validate it) means `info`,
+/// with a warning.
 pub fn init(level: &str, target: Target, format: Format) {
-    let (filter, bad) = match EnvFilter::try_new(level) {
-        Ok(f) => (f, false),
+    let (filter, bad) = match level.parse::<LogLevel>() {
+        Ok(l) => (EnvFilter::new(l.as_str()), false),
         Err(_) => (EnvFilter::new("info"), true),
     };
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
@@ -92,9 +269,11 @@ pub fn init(level: &str, target: Target, format: Format) {
     let _ = match (format, under_journal) {
         (Format::Json, _) => registry.with(fmt.json()).try_init(),
         (Format::Text, true) => registry
-            .with(fmt.with_ansi(false).without_time())
+            .with(fmt.fmt_fields(HumanFields).with_ansi(false).without_time())
             .try_init(),
-        (Format::Text, false) => registry.with(fmt.with_ansi(ansi)).try_init(),
+        (Format::Text, false) => registry
+            .with(fmt.fmt_fields(HumanFields).with_ansi(ansi))
+            .try_init(),
     };
     if bad {
         tracing::warn!("invalid log level {level:?}; using info");
@@ -113,6 +292,72 @@ mod tests {
         assert_eq!(journald_field_name("reconfd.resource"), "RECONFD_RESOURCE");
         assert_eq!(journald_field_name("reconfd.revision"), "RECONFD_REVISION");
         assert_eq!(journald_field_name("message_id"), "MESSAGE_ID");
+    }
+
+    #[test]
+    fn log_levels_and_directives() {
+        for (given, held) in [
+            ("info", "info"),
+            ("warning", "warn"),
+            ("WARN", "warn"),
+            ("error", "error"),
+            ("trace", "trace"),
+            ("warn,reconfd::etcd=debug", "warn,reconfd::etcd=debug"),
+            ("warning, reconfd=warning", "warn,reconfd=warn"),
+            ("info,tonic=off", "info,tonic=off"),
+        ] {
+            assert_eq!(given.parse::<LogLevel>().unwrap().as_str(), held, "{given}");
+        }
+        for bad in [
+            "",
+            " ",
+            "loud",
+            "off",
+            "reconfd::etcd=debug",
+            "info,loud",
+            "info,reconfd=loud",
+            "info,,debug",
+            "info,=debug",
+        ] {
+            let e = bad.parse::<LogLevel>().unwrap_err();
+            assert!(e.contains("log level"), "{bad}: {e}");
+        }
+    }
+
+    /// The text format keeps every field but `message_id`, which only journald and JSON get.
+    #[test]
+    fn text_format_drops_message_id() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(HumanFields)
+            .with_writer(move || buf.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("resource", reconfd.resource = "nginx");
+            let _g = span.enter();
+            tracing::info!(message_id = INSTALLED, dest = "/etc/x", "installed");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("message_id"), "{text}");
+        assert!(!text.contains(INSTALLED), "{text}");
+        assert!(text.contains("installed dest=\"/etc/x\""), "{text}");
+        assert!(text.contains("reconfd.resource=\"nginx\""), "{text}");
     }
 
     #[test]

@@ -3,8 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use reconfd::cli::{Cli, Command};
+use reconfd::cli::Command;
 use reconfd::{cmd, exit, logging};
 
 fn main() -> ExitCode {
@@ -14,8 +13,9 @@ fn main() -> ExitCode {
     if let Some((prog, confd_args)) = reconfd::confd::confd_args(&args) {
         return ExitCode::from(cmd::confd::run(prog, confd_args));
     }
-    let cli = Cli::parse();
-    let overrides = cli.global.overrides();
+    let cli = reconfd::cli::parse();
+    let global = cli.global();
+    let overrides = global.overrides();
     // The level may come from the config file; errors in the file are reported by the
     // subcommand itself, so here a broken file just means the default level.
     let level = match &overrides.log_level {
@@ -23,11 +23,11 @@ fn main() -> ExitCode {
         None => reconfd::config::Settings::assemble(&overrides)
             .map_or_else(|_| "info".into(), |s| s.log_level),
     };
-    logging::init(&level, cli.global.log_target, cli.global.log_format);
+    logging::init(&level, global.log_target, global.log_format);
     let code = match &cli.command {
-        Command::Check => cmd::check::run(&overrides),
-        Command::Credentials { action } => cmd::credentials::run(&overrides, *action),
-        Command::Render { template, data } => {
+        Command::Check { .. } => cmd::check::run(&overrides),
+        Command::Credentials { action, .. } => cmd::credentials::run(&overrides, *action),
+        Command::Render { template, data, .. } => {
             cmd::render::run(template, data, overrides.prefix.as_deref())
         }
         Command::Migrate {
@@ -41,8 +41,8 @@ fn main() -> ExitCode {
             dry_run: *dry_run,
             force: *force,
         }),
-        Command::Once => cmd::runtime().block_on(cmd::once::run(&overrides, cli.global.noop)),
-        Command::Run { interval } => cmd::run::run(overrides, *interval, cli.global.noop),
+        Command::Once { .. } => cmd::runtime().block_on(cmd::once::run(&overrides, global.noop)),
+        Command::Run { interval, .. } => cmd::run::run(overrides, *interval, global.noop),
         // Only reached with reconfd options before `confd` (`reconfd confd ...` went to
         // confd's parser above): they cannot apply to confd's command line.
         Command::Confd { .. } => {

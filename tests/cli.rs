@@ -154,14 +154,19 @@ fn usage_and_config_errors_have_their_exit_codes() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["run", "once", "check", "render"] {
+    for (sub, option) in [
+        ("run", "--confdir"),
+        ("once", "--confdir"),
+        ("check", "--confdir"),
+        ("render", "--template"),
+    ] {
         let mut c = util::reconfd();
         c.args([sub, "--help"]);
         let o = run(c);
         assert!(o.status.success(), "{sub} --help");
         assert!(
-            text(&o.stdout).contains("--confdir"),
-            "{sub} --help lacks the global options"
+            text(&o.stdout).contains(option),
+            "{sub} --help lacks {option}"
         );
     }
 }

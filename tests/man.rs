@@ -30,7 +30,7 @@ Usage error.
 Configuration error (\fBEX_CONFIG\fR): the config file or a resource is invalid, or a TLS
 or password file is unusable.
 .SH ENVIRONMENT
-Each global option above also reads the \fBRECONFD_*\fR variable it names; the command line
+Each option of the subcommands also reads the \fBRECONFD_*\fR variable it names; the command line
 wins over the environment, which wins over the config file.
 .TP
 \fBRECONFD_ETCD_PASSWORD\fR

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_reconfd_global_optspecs
-    string join \n config= confdir= endpoint= prefix= username= password-file= ca-file= cert-file= key-file= noop log-level= log-target= log-format= h/help V/version
+    string join \n h/help V/version
 end
 
 function __fish_reconfd_needs_command
@@ -24,23 +24,7 @@ function __fish_reconfd_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c reconfd -n "__fish_reconfd_needs_command" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
-complete -c reconfd -n "__fish_reconfd_needs_command" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
-complete -c reconfd -n "__fish_reconfd_needs_command" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
-complete -c reconfd -n "__fish_reconfd_needs_command" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
-complete -c reconfd -n "__fish_reconfd_needs_command" -l username -d 'etcd username; setting it turns authentication on' -r
-complete -c reconfd -n "__fish_reconfd_needs_command" -l password-file -d 'File holding the etcd password' -r -F
-complete -c reconfd -n "__fish_reconfd_needs_command" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
-complete -c reconfd -n "__fish_reconfd_needs_command" -l cert-file -d 'PEM client certificate' -r -F
-complete -c reconfd -n "__fish_reconfd_needs_command" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_needs_command" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
-complete -c reconfd -n "__fish_reconfd_needs_command" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
-journald\t'The journal\'s native protocol, with structured fields'
-stderr\t'Standard error'"
-complete -c reconfd -n "__fish_reconfd_needs_command" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
-json\t'One JSON object per event'"
-complete -c reconfd -n "__fish_reconfd_needs_command" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_needs_command" -s h -l help -d 'Print help'
 complete -c reconfd -n "__fish_reconfd_needs_command" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "run" -d 'Run as a daemon: follow etcd\'s changes, batch them per resource, keep every destination in line. SIGHUP reloads the configuration; SIGTERM stops'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "once" -d 'Render every resource once from one consistent read of etcd, then exit (non-zero if any resource failed)'
@@ -49,9 +33,9 @@ complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "credentials" -d 'St
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "confd" -d 'Run with confd\'s command line, confd.toml and /etc/confd tree'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "render" -d 'Render one template from a data file, without etcd, to stdout'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "migrate" -d 'Convert a confd tree into a reconfd tree, templates to Tera where that is exact'
-complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l interval -d 'Re-read etcd every SECS seconds instead of watching it (confd\'s interval mode)' -r
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l interval -d 'Re-read etcd every SECS seconds instead of watching it (confd\'s interval mode)' -r
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l username -d 'etcd username; setting it turns authentication on' -r
@@ -59,13 +43,13 @@ complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l password-file -d
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l cert-file -d 'PEM client certificate' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-level -d 'Log level: error, warn, info, debug, trace, or a directive list such as "warn,reconfd::etcd=debug" [default: info, or log_level in the config file]' -r
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
 journald\t'The journal\'s native protocol, with structured fields'
 stderr\t'Standard error'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
 json\t'One JSON object per event'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l noop -d 'Follow etcd and show what would change (a diff) and run check_cmd, but write and reload nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
@@ -77,7 +61,7 @@ complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l password-file -
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l cert-file -d 'PEM client certificate' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-level -d 'Log level: error, warn, info, debug, trace, or a directive list such as "warn,reconfd::etcd=debug" [default: info, or log_level in the config file]' -r
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
 journald\t'The journal\'s native protocol, with structured fields'
 stderr\t'Standard error'"
@@ -95,126 +79,36 @@ complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l password-file 
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l cert-file -d 'PEM client certificate' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-level -d 'Log level: error, warn, info, debug, trace, or a directive list such as "warn,reconfd::etcd=debug" [default: info, or log_level in the config file]' -r
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
 journald\t'The journal\'s native protocol, with structured fields'
 stderr\t'Standard error'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
 json\t'One JSON object per event'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s V -l version -d 'Print version'
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l username -d 'etcd username; setting it turns authentication on' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l password-file -d 'File holding the etcd password' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l cert-file -d 'PEM client certificate' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
-journald\t'The journal\'s native protocol, with structured fields'
-stderr\t'Standard error'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
-json\t'One JSON object per event'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l config -d 'Daemon config file, for etcd.username (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l username -d 'etcd username whose password is stored [default: etcd.username of the config]' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -s h -l help -d 'Print help'
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -f -a "set" -d 'Read the password from standard input (without echo on a terminal) and store it; one trailing newline is not part of it'
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -f -a "delete" -d 'Remove the stored password'
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l username -d 'etcd username; setting it turns authentication on' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l password-file -d 'File holding the etcd password' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l cert-file -d 'PEM client certificate' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
-journald\t'The journal\'s native protocol, with structured fields'
-stderr\t'Standard error'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
-json\t'One JSON object per event'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l config -d 'Daemon config file, for etcd.username (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -l username -d 'etcd username whose password is stored [default: etcd.username of the config]' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help'
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l username -d 'etcd username; setting it turns authentication on' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l password-file -d 'File holding the etcd password' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l cert-file -d 'PEM client certificate' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
-journald\t'The journal\'s native protocol, with structured fields'
-stderr\t'Standard error'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
-json\t'One JSON object per event'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l config -d 'Daemon config file, for etcd.username (a missing default file means built-in defaults)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -l username -d 'etcd username whose password is stored [default: etcd.username of the config]' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l username -d 'etcd username; setting it turns authentication on' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l password-file -d 'File holding the etcd password' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l cert-file -d 'PEM client certificate' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
-journald\t'The journal\'s native protocol, with structured fields'
-stderr\t'Standard error'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
-json\t'One JSON object per event'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand confd" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l template -d 'The template; `.tmpl` files are confd Go templates, anything else is Tera' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l data -d 'Flat mapping of full keys to string values, in JSON, TOML or YAML (by extension)' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l username -d 'etcd username; setting it turns authentication on' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l password-file -d 'File holding the etcd password' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l cert-file -d 'PEM client certificate' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
-journald\t'The journal\'s native protocol, with structured fields'
-stderr\t'Standard error'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
-json\t'One JSON object per event'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
-complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -l prefix -d 'Key prefix the template\'s keys are relative to, as a resource\'s global prefix' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s h -l help -d 'Print help'
 complete -c reconfd -n "__fish_reconfd_using_subcommand render" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l from -d 'The confd directory, holding conf.d/ and templates/ (e.g. /etc/confd)' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l to -d 'The reconfd directory to write (e.g. /etc/reconfd)' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l prefix -d 'Global key prefix, joined before each resource\'s prefix' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l username -d 'etcd username; setting it turns authentication on' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l password-file -d 'File holding the etcd password' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l ca-file -d 'PEM bundle of the CA that signs etcd\'s certificates' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l cert-file -d 'PEM client certificate' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l key-file -d 'PEM client key' -r -F
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l log-level -d 'Log level: error, warn, info, debug, trace' -r
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l log-target -d 'Where logs go: journald (with structured fields), stderr, or auto (journald when stderr is the journal)' -r -f -a "auto\t'journald when `JOURNAL_STREAM` says stderr is the journal, else stderr'
-journald\t'The journal\'s native protocol, with structured fields'
-stderr\t'Standard error'"
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
-json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l dry-run -d 'Print the report, write nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l force -d 'Overwrite existing files whose content differs'
-complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand migrate" -s V -l version -d 'Print version'

@@ -22,7 +22,10 @@ pub fn run(o: &Overrides) -> u8 {
     for p in &problems {
         eprintln!("{p}");
     }
-    if problems.is_empty() {
+    if problems.is_empty() && count == 0 {
+        println!("{}", no_resources_hint(&settings.confdir));
+        exit::SUCCESS
+    } else if problems.is_empty() {
         println!("{count} resource(s) OK in {}", settings.confdir.display());
         exit::SUCCESS
     } else {
@@ -63,4 +66,17 @@ fn dest_dir_missing(r: &Resource) -> Option<Diagnostic> {
             format!("dest directory {} does not exist", dir.display()),
         )
     })
+}
+
+/// What `check` says when `<confdir>/conf.d` holds no resource: nothing will be managed, and
+/// how to write the first one (the packages ship the example as `*.toml.example`, which is
+/// not loaded).
+fn no_resources_hint(confdir: &Path) -> String {
+    let conf_d = confdir.join("conf.d");
+    let d = conf_d.display();
+    format!(
+        "no resources in {d}: reconfd manages nothing until a resource is written there (only \
+         *.toml files are read; e.g. cp {d}/nginx.toml.example {d}/nginx.toml, adapt it, then \
+         reconfd check and reconfd once --noop)"
+    )
 }

@@ -263,7 +263,7 @@ impl Settings {
         let log_level = o
             .log_level
             .clone()
-            .or(raw.log_level.clone())
+            .or(raw.log_level.clone().map(String::from))
             .unwrap_or_else(|| "info".into());
         if !errors.is_empty() {
             return Err(errors);

@@ -15,8 +15,8 @@ pub struct RawConfig {
     pub confdir: Option<PathBuf>,
     /// Prepended to every resource's prefix.
     pub prefix: Option<String>,
-    /// `info`, `debug`, ...
-    pub log_level: Option<String>,
+    /// `info`, `debug`, ... or an `EnvFilter` directive; refused with its line when invalid.
+    pub log_level: Option<crate::logging::LogLevel>,
     /// Connection to etcd.
     #[serde(default)]
     pub etcd: RawEtcd,
