@@ -94,6 +94,8 @@ pub struct EtcdSettings {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Name to verify the servers' certificates against instead of the endpoints' host.
     pub server_name: Option<String>,
+    /// How full reads ask etcd (serializable ones a gRPC proxy can answer from its cache).
+    pub read: crate::etcd::ReadMode,
 }
 
 /// Per-resource batching: quiet period, maximum wait, reload rate limit.
@@ -307,6 +309,7 @@ impl Settings {
                 ca_file,
                 client_cert,
                 server_name,
+                read: raw.etcd.read.unwrap_or_default(),
             },
             batch,
             log_level,
