@@ -7,7 +7,10 @@
 //! Env: `FLEET_N` hosts (default 10), `FLEET_K` keys (default 10000), `FLEET_PROXY` 1 to put
 //! a gRPC proxy between the hosts and etcd (default 0), `FLEET_READ` the hosts' `[etcd] read`
 //! (default `serializable` with the proxy, `linearizable` without), `FLEET_CHANGES` single-key
-//! changes measured (default 20), `FLEET_BURST` puts in the burst (default 200).
+//! changes measured (default 20), `FLEET_BURST` puts in the burst (default 200),
+//! `FLEET_SPREAD_MS` spreads the daemons' starts evenly over that many milliseconds (default
+//! 0: all at once), `FLEET_RECONFD` the reconfd binary to run (default: the one this bench was built with; an
+//! older build works with `FLEET_READ=linearizable`, which writes no `read` key).
 //!
 //! What it reports, each from etcd's own `/metrics` where it says so:
 //! - start: time from spawning every daemon at once until every destination is rendered;
@@ -56,8 +59,13 @@ fn main() {
     );
     let changes: usize = env("FLEET_CHANGES", "20").parse().expect("FLEET_CHANGES");
     let burst: usize = env("FLEET_BURST", "200").parse().expect("FLEET_BURST");
+    let bin = std::env::var("FLEET_RECONFD").ok();
+    let spread: u64 = env("FLEET_SPREAD_MS", "0")
+        .parse()
+        .expect("FLEET_SPREAD_MS");
     println!(
-        "fleet: N={n} K={k} proxy={with_proxy} read={read}; load: {}",
+        "fleet: N={n} K={k} proxy={with_proxy} read={read} spread={spread}ms reconfd={}; load: {}",
+        bin.as_deref().unwrap_or(env!("CARGO_BIN_EXE_reconfd")),
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
@@ -80,7 +88,11 @@ fn main() {
                 "[template]\nsrc = \"app.tera\"\ndest = \"@OUT@/app.conf\"\nkeys = [\"/services/apache\"]\ndebounce = \"0\"\n",
             );
             let cfg = t.root.path().join("reconfd.toml");
-            std::fs::write(&cfg, format!("[etcd]\nread = \"{read}\"\n")).unwrap();
+            let text = match read.as_str() {
+                "linearizable" => String::new(),
+                _ => format!("[etcd]\nread = \"{read}\"\n"),
+            };
+            std::fs::write(&cfg, text).unwrap();
             (t, cfg)
         })
         .collect();
@@ -94,8 +106,21 @@ fn main() {
     let t0 = Instant::now();
     let daemons: Vec<Daemon> = hosts
         .iter()
-        .map(|(t, cfg)| {
-            let mut c = t.reconfd(None, &["run", "--log-level", "warn"]);
+        .enumerate()
+        .map(|(i, (t, cfg))| {
+            let due = t0 + Duration::from_millis(spread * i as u64 / n as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            let mut c = match &bin {
+                Some(bin) => {
+                    let mut c = std::process::Command::new(bin);
+                    c.env("RECONFD_CONFIG", "/dev/null")
+                        .stdin(std::process::Stdio::null())
+                        .args(["run", "--log-level", "warn", "--confdir"])
+                        .arg(t.confdir());
+                    c
+                }
+                None => t.reconfd(None, &["run", "--log-level", "warn"]),
+            };
             c.arg("--config").arg(cfg).args(["--endpoint", &endpoint]);
             Daemon::spawn(c)
         })
