@@ -31,6 +31,26 @@ pub struct EtcdSettings {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Name to verify the servers' certificates against instead of the endpoints' host.
     pub server_name: Option<String>,
+    /// How full reads ask etcd (serializable ones a gRPC proxy can answer from its cache).
+    pub read: ReadMode,
+}
+
+/// How full reads ask etcd for the watched keys (`[etcd] read`).
+///
+/// Either way every key of one read is at one revision. A serializable read may be older than
+/// etcd's current state (a gRPC proxy's cached answer, a member that lags): the follower's
+/// watch, which starts right after the read's revision, delivers every change since, so the
+/// local copy catches up and no change is missed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadMode {
+    /// Transactions of range reads, answered at the cluster's current revision (every read
+    /// reaches etcd's leader, even through a gRPC proxy).
+    #[default]
+    Linearizable,
+    /// Serializable `Range` requests, the form etcd's gRPC proxy answers from its cache: the
+    /// first fixes the revision, the later ones are pinned to it.
+    Serializable,
 }
 
 /// A password. Its `Debug` is redacted and it has no `Display`: the only way to the text is

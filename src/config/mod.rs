@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::diag::Diagnostic;
 pub use dialect::{Dialect, EngineKind};
-pub use etcd::{EtcdSettings, Password};
+pub use etcd::{EtcdSettings, Password, ReadMode};
 use raw::RawConfig;
 pub use value::{Dur, Mode, NameOrId, RateLimit, ReloadLimit};
 
@@ -286,6 +286,7 @@ impl Settings {
                 ca_file,
                 client_cert,
                 server_name,
+                read: raw.etcd.read.unwrap_or_default(),
             },
             batch,
             log_level,

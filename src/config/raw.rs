@@ -42,6 +42,8 @@ pub struct RawEtcd {
     /// Read the password from the system keyring (Secret Service), service `reconfd`,
     /// account = username.
     pub password_keyring: Option<bool>,
+    /// `"linearizable"` (default) or `"serializable"`: how full reads ask etcd.
+    pub read: Option<super::ReadMode>,
     /// TLS files.
     #[serde(default)]
     pub tls: RawTls,

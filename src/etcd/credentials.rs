@@ -345,6 +345,7 @@ mod tests {
             ca_file: None,
             client_cert: None,
             server_name: None,
+            read: Default::default(),
         }
     }
 

@@ -12,7 +12,9 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Client, ConnectOptions, GetOptions, GetResponse, KvClient, Txn, TxnOp, TxnOpResponse,
+};
 
 use crate::config::{EtcdSettings, Password};
 use crate::store::{merge_prefixes, Snapshot};
@@ -30,6 +32,8 @@ pub use tls::TlsError;
 const MAX_TXN_OPS: usize = 128;
 /// Responses for big prefixes exceed tonic's 4 MiB default.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+pub use crate::config::ReadMode;
 
 /// Why etcd could not be reached or read. Messages name the endpoints, user, keys or file at
 /// fault, and never contain the password.
@@ -296,8 +300,10 @@ pub fn denied(settings: &EtcdSettings, keys: Vec<String>) -> EtcdError {
 /// Reads every key covered by `watched` (full keys) at one revision.
 ///
 /// Each watched key becomes two range reads ([`key_ranges`]), the key itself and its
-/// `/`-children, so `/services/apache` never transfers `/services/apachefoo`. They go in as
-/// few transactions as etcd allows; the later ones are pinned to the first one's revision.
+/// `/`-children, so `/services/apache` never transfers `/services/apachefoo`. Linearizable
+/// ([`ReadMode`]): they go in as few transactions as etcd allows. Serializable: each is one
+/// serializable `Range` request. Either way the later ones are pinned to the first one's
+/// revision.
 /// A watched key the user may not read does not fail the others: it is
 /// listed in [`Read::denied`], and every other key is still read at one revision. Errors name
 /// the user.
@@ -318,7 +324,8 @@ pub async fn read_allowed(
         source,
     };
     let mut snapshot = Snapshot::default();
-    match read_into(&mut kv, &merge_prefixes(watched), &mut snapshot).await {
+    let mode = settings.read;
+    match read_into(&mut kv, &merge_prefixes(watched), &mut snapshot, mode).await {
         Ok(()) => {
             return Ok(Read {
                 snapshot,
@@ -338,7 +345,7 @@ pub async fn read_allowed(
     let mut snapshot = Snapshot::default();
     let mut denied = Vec::new();
     for key in each {
-        match read_into(&mut kv, std::slice::from_ref(&key), &mut snapshot).await {
+        match read_into(&mut kv, std::slice::from_ref(&key), &mut snapshot, mode).await {
             Ok(()) => {}
             Err((_, source)) if is_denied(&source) => denied.push(key),
             Err((what, source)) => return Err(fail(what, source)),
@@ -355,6 +362,19 @@ pub async fn read_allowed(
 /// revision when it has one, else taking the first response's. On failure returns what was
 /// being read and the error.
 async fn read_into(
+    kv: &mut KvClient,
+    prefixes: &[String],
+    snapshot: &mut Snapshot,
+    mode: ReadMode,
+) -> Result<(), (String, etcd_client::Error)> {
+    match mode {
+        ReadMode::Linearizable => read_txns(kv, prefixes, snapshot).await,
+        ReadMode::Serializable => read_ranges(kv, prefixes, snapshot).await,
+    }
+}
+
+/// [`read_into`] in transactions of up to [`MAX_TXN_OPS`] range reads.
+async fn read_txns(
     kv: &mut KvClient,
     prefixes: &[String],
     snapshot: &mut Snapshot,
@@ -388,16 +408,97 @@ async fn read_into(
         }
         for op in resp.op_responses() {
             if let TxnOpResponse::Get(get) = op {
-                for kv in get.kvs() {
-                    snapshot.kvs.insert(
-                        String::from_utf8_lossy(kv.key()).into_owned(),
-                        String::from_utf8_lossy(kv.value()).into_owned(),
-                    );
-                }
+                insert_kvs(snapshot, &get);
             }
         }
     }
     Ok(())
+}
+
+/// [`read_into`] in serializable `Range` requests, one per range, which etcd's gRPC proxy
+/// answers from its cache when another client asked the same before.
+///
+/// The first request is not pinned, so every host starting at once asks the same question
+/// and shares the proxy's answer; its revision R pins the others (answers at one past
+/// revision never change, so those are cached safely). The proxy does not notice writes that
+/// reach etcd another way, so R may be old; the watch from R + 1 brings the rest. If etcd has
+/// compacted R away, that watch could never start, and a read served from the same cached
+/// answer would meet the same fate forever: so R is checked once against etcd with a tiny
+/// linearizable request (a count at R), and when it is gone the first range is read again
+/// linearizably, at etcd's current revision (which the proxy caches in place of the old
+/// answer).
+async fn read_ranges(
+    kv: &mut KvClient,
+    prefixes: &[String],
+    snapshot: &mut Snapshot,
+) -> Result<(), (String, etcd_client::Error)> {
+    for (key, end) in key_ranges(prefixes) {
+        let what = || match end {
+            Some(_) if key != "/" => key.trim_end_matches('/').to_owned(),
+            _ => key.clone(),
+        };
+        let options = |serializable: bool, revision: i64| {
+            let mut o = GetOptions::new();
+            if let Some(end) = &end {
+                o = o.with_range(end.as_str());
+            }
+            if serializable {
+                o = o.with_serializable();
+            }
+            if revision > 0 {
+                o = o.with_revision(revision);
+            }
+            o
+        };
+        let mut resp = kv
+            .get(key.as_str(), Some(options(true, snapshot.revision)))
+            .await
+            .map_err(|e| (what(), e))?;
+        if snapshot.revision == 0 {
+            let revision = resp.header().map_or(0, |h| h.revision());
+            let check = GetOptions::new().with_count_only().with_revision(revision);
+            match kv.get(key.as_str(), Some(check)).await {
+                Ok(current) => {
+                    let current = current.header().map_or(0, |h| h.revision());
+                    tracing::debug!(
+                        revision,
+                        current,
+                        "serializable read; the watch catches up the difference"
+                    );
+                }
+                Err(e) if is_compacted(&e) => {
+                    tracing::info!(
+                        revision,
+                        "the serializable answer is older than etcd's compaction; reading at the current revision"
+                    );
+                    resp = kv
+                        .get(key.as_str(), Some(options(false, 0)))
+                        .await
+                        .map_err(|e| (what(), e))?;
+                }
+                Err(e) => return Err((what(), e)),
+            }
+            snapshot.revision = resp.header().map_or(0, |h| h.revision());
+        }
+        insert_kvs(snapshot, &resp);
+    }
+    Ok(())
+}
+
+/// Whether etcd refused a read because its revision was compacted away. By the message: etcd
+/// says `OutOfRange`, but its gRPC proxy passes the error on as `Unknown`.
+fn is_compacted(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s)
+        if s.message().contains("required revision has been compacted"))
+}
+
+fn insert_kvs(snapshot: &mut Snapshot, get: &GetResponse) {
+    for kv in get.kvs() {
+        snapshot.kvs.insert(
+            String::from_utf8_lossy(kv.key()).into_owned(),
+            String::from_utf8_lossy(kv.value()).into_owned(),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -268,6 +268,7 @@ mod tests {
             ca_file: Some(dir.join("ca.pem")),
             client_cert: Some((dir.join("client.pem"), dir.join("client-key.pem"))),
             server_name: None,
+            read: Default::default(),
         }
     }
 

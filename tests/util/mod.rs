@@ -869,3 +869,116 @@ impl Pki {
         (self.path(&format!("{name}.pem")), self.path(&key))
     }
 }
+
+/// etcd's gRPC proxy (`etcd grpc-proxy start`, in Debian's etcd-server) in front of an
+/// [`Etcd`], on a free port with its own data directory. Dropping it kills the proxy.
+pub struct Proxy {
+    child: Child,
+    /// Holds the proxy's data directory and its log.
+    pub dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`, or `https://…` when started with TLS arguments.
+    pub endpoint: String,
+    port: u16,
+    /// The arguments after `start`, kept so a restart starts the same proxy.
+    args: Vec<String>,
+}
+
+impl Proxy {
+    /// A proxy for `etcd`'s plain listener, waited for (at most 20 s).
+    pub fn start(etcd: &Etcd) -> Proxy {
+        Self::start_with(etcd, &[])
+    }
+
+    /// A proxy with extra arguments, e.g. `--cert-file F --key-file F` for TLS towards its
+    /// clients (the endpoint is then `https://`).
+    pub fn start_with(etcd: &Etcd, extra: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let upstream = etcd.endpoint.trim_start_matches("http://").to_owned();
+        let mut args: Vec<String> = vec![
+            "--endpoints".into(),
+            upstream,
+            "--listen-addr".into(),
+            format!("127.0.0.1:{port}"),
+            "--advertise-client-url".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let tls = extra.contains(&"--cert-file");
+        let scheme = if tls { "https" } else { "http" };
+        let child = Self::spawn(dir.path(), &args);
+        let mut proxy = Proxy {
+            child,
+            dir,
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
+            port,
+            args,
+        };
+        proxy.wait_ready();
+        proxy
+    }
+
+    fn spawn(dir: &Path, args: &[String]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("proxy.log"))
+            .unwrap();
+        Command::new(etcd_binary())
+            .args(["grpc-proxy", "start"])
+            .args(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start etcd grpc-proxy")
+    }
+
+    /// Waits (at most 20 s) until the proxy accepts connections; fails at once, with its
+    /// log, when it exits first.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "etcd grpc-proxy exited ({status}); its log:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "etcd grpc-proxy did not listen within 20 s; its log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the proxy (its clients' connections break) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a stopped proxy again on the same port and arguments (its cache starts empty).
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(self.dir.path(), &self.args);
+        self.wait_ready();
+    }
+
+    /// The proxy's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
