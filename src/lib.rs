@@ -16,6 +16,7 @@
 //! - [`batch`]: when to reconcile (debounce, max wait, reload limit, retries), sans I/O.
 //! - [`daemon`]: `reconfd run`: the supervisor and one actor per resource.
 //! - [`notify`]: systemd notifications.
+//! - [`specifier`]: `%H`, `%m`, ... in `prefix` and `keys`; [`users`]: owner and group names.
 //! - [`diag`], [`exit`], [`logging`]: diagnostics, exit codes, log setup.
 #![deny(missing_docs)]
 
@@ -35,5 +36,7 @@ pub mod migrate;
 pub mod notify;
 pub mod reconcile;
 pub mod resource;
+pub mod specifier;
 pub mod store;
 pub mod template;
+pub mod users;

@@ -36,7 +36,7 @@ struct RawTemplate {
     dest: Option<Spanned<String>>,
     #[serde(default)]
     keys: Vec<Spanned<String>>,
-    prefix: Option<String>,
+    prefix: Option<Spanned<String>>,
     owner: Option<Spanned<NameOrId>>,
     group: Option<Spanned<NameOrId>>,
     uid: Option<Spanned<u32>>,
@@ -302,7 +302,7 @@ fn load_file(
     }
     let mut rel_keys = Vec::new();
     for k in &t.keys {
-        let key = k.get_ref();
+        let key = &crate::specifier::expand_in_resource(settings, file, &text, k, "key", &mut errs);
         if key.trim().is_empty() || key.chars().any(|c| c.is_control() || c == '*') {
             errs.push(at(
                 k.span().start,
@@ -320,12 +320,7 @@ fn load_file(
         "owner",
         "uid",
         &mut errs,
-        |n| {
-            nix::unistd::User::from_name(n)
-                .ok()
-                .flatten()
-                .map(|u| u.uid.as_raw())
-        },
+        crate::users::uid_of,
     );
     let gid = resolve_owner(
         file,
@@ -335,12 +330,7 @@ fn load_file(
         "group",
         "gid",
         &mut errs,
-        |n| {
-            nix::unistd::Group::from_name(n)
-                .ok()
-                .flatten()
-                .map(|g| g.gid.as_raw())
-        },
+        crate::users::gid_of,
     );
     let command = |c: &Option<Spanned<String>>, name: &str, errs: &mut Vec<Diagnostic>| match c {
         Some(c) if c.get_ref().trim().is_empty() => {
@@ -362,6 +352,9 @@ fn load_file(
         leading: t.leading,
     });
 
+    let prefix = t.prefix.as_ref().map(|p| {
+        crate::specifier::expand_in_resource(settings, file, &text, p, "prefix", &mut errs)
+    });
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -377,7 +370,7 @@ fn load_file(
         src,
         dest: dest.expect("checked"),
         keys: rel_keys,
-        prefix: keys::join(&settings.prefix, t.prefix.as_deref().unwrap_or("")),
+        prefix: keys::join(&settings.prefix, prefix.as_deref().unwrap_or("")),
         uid,
         gid,
         mode: t.mode.map(|m| m.0),
@@ -503,7 +496,10 @@ fn resolve_owner(
                         file,
                         text,
                         n.span().start,
-                        format!("{name_field} {name:?} does not exist on this host"),
+                        format!(
+                            "{name_field} {name:?} does not exist in {}",
+                            crate::users::SOURCE
+                        ),
                     ));
                     None
                 }

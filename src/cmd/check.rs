@@ -1,5 +1,6 @@
 //! `reconfd check`: validates the config, the TLS and password files, every resource and
-//! every template without etcd, and prints every problem at once as `file:line: message`.
+//! every template without etcd, and prints every problem at once as `file:line: message`,
+//! and what each resource watches.
 
 use std::path::Path;
 
@@ -57,6 +58,13 @@ pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec
 }
 
 fn check_resource(r: &Resource, problems: &mut Vec<Diagnostic>, warnings: &mut Vec<Diagnostic>) {
+    // What the keys became, specifiers (%H, %m, ...) expanded: docs/configuration.md.
+    println!(
+        "{}: prefix {}, watches {}",
+        r.file.display(),
+        r.prefix,
+        r.watched().join(" ")
+    );
     if let Err(e) = Template::load_as(&r.src, r.engine) {
         problems.push(Diagnostic::file(&r.file, e.to_string()));
     }

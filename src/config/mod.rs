@@ -154,7 +154,7 @@ impl Settings {
                 )])
             }
         };
-        Self::from_raw(raw, config_file, o)
+        Self::from_raw(raw, config_file, o).and_then(|s| crate::specifier::expand_settings(s, o))
     }
 
     /// Validates `raw` (the config file `config_file` as read, or nothing) with the
