@@ -175,7 +175,13 @@ fn static_binary_is_static_renders_with_once_and_sets_owner_by_name() {
     let ldd = Command::new("ldd").arg(bin).output().unwrap();
     let said =
         String::from_utf8_lossy(&ldd.stdout).into_owned() + &String::from_utf8_lossy(&ldd.stderr);
-    assert!(said.contains("not a dynamic executable"), "ldd: {said}");
+    // A static-pie executable (what rustc makes with crt-static, keeping ASLR) is "statically
+    // linked" to ldd; a non-PIE one "not a dynamic executable". Either way no library.
+    assert!(
+        (said.contains("statically linked") || said.contains("not a dynamic executable"))
+            && !said.contains("=>"),
+        "ldd: {said}"
+    );
 
     let etcd = Etcd::start();
     etcd.put("/services/apache/a", "10.0.0.1:80");
@@ -585,7 +591,8 @@ fn container_renders_follows_reloads_host_nginx_notifies_and_stops() {
         "reconfd did not exit 0 on SIGTERM: {status}\n{}",
         container.log()
     );
-    notify.wait_line("STOPPING=1", Duration::from_secs(5), &clog);
+    // runc (podman 4.3's path here) forwards READY=1 from the container and nothing after it,
+    // so STATUS=, STOPPING=1 and WATCHDOG=1 do not reach the socket: docs/coreos.md.
     assert_eq!(t.out_files(), vec!["site.conf"], "no staged file left");
     container.name.clear();
 }
@@ -611,16 +618,19 @@ fn container_unit_and_quadlet_agree_and_verify() {
         "--pid=host",
         "--env=RECONFD_HOSTNAME=%H",
         "--env=RECONFD_MACHINE_ID=%m",
-        "--env=WATCHDOG_USEC",
         "--volume=/etc/reconfd:/etc/reconfd:ro",
         "--volume=/etc/passwd:/etc/passwd:ro",
     ] {
         assert!(exec.contains(want), "{want} not in ExecStart: {exec}");
     }
+    // No watchdog: runc forwards only READY=1 from the container (docs/coreos.md).
+    assert!(
+        !unit.contains("WatchdogSec="),
+        "the unit must not arm a watchdog"
+    );
     for want in [
         "Type=notify\n",
         "NotifyAccess=all\n",
-        "WatchdogSec=",
         "RestartPreventExitStatus=78\n",
     ] {
         assert!(unit.contains(want), "{want} not in the unit");
@@ -631,11 +641,9 @@ fn container_unit_and_quadlet_agree_and_verify() {
         "Notify=true\n",
         "Network=host\n",
         "--pid=host",
-        "--env=WATCHDOG_USEC",
         "Environment=RECONFD_HOSTNAME=%H RECONFD_MACHINE_ID=%m\n",
         "Volume=/etc/reconfd:/etc/reconfd:ro\n",
         "Volume=/etc/passwd:/etc/passwd:ro\n",
-        "WatchdogSec=",
     ] {
         assert!(quadlet.contains(want), "{want} not in the Quadlet file");
     }
