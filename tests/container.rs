@@ -625,7 +625,7 @@ fn container_unit_and_quadlet_agree_and_verify() {
     }
     // No watchdog: runc forwards only READY=1 from the container (docs/coreos.md).
     assert!(
-        !unit.contains("WatchdogSec="),
+        !unit.lines().any(|l| l.starts_with("WatchdogSec=")),
         "the unit must not arm a watchdog"
     );
     for want in [
