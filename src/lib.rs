@@ -17,6 +17,7 @@
 //! - [`batch`]: when to reconcile (debounce, max wait, reload limit, retries), sans I/O.
 //! - [`supervisor`]: `reconfd run`'s generations, READY/STATUS/WATCHDOG, reloads.
 //! - [`notify`]: systemd notifications.
+//! - [`users`]: owner and group names.
 //! - [`diag`], [`exit`], [`logging`]: diagnostics, exit codes, log setup.
 #![deny(missing_docs)]
 
@@ -38,3 +39,4 @@ pub mod resource;
 pub mod store;
 pub mod supervisor;
 pub mod template;
+pub mod users;

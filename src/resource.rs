@@ -37,7 +37,7 @@ struct RawTemplate {
     dest: Option<Spanned<String>>,
     #[serde(default)]
     keys: Vec<Spanned<String>>,
-    prefix: Option<String>,
+    prefix: Option<Spanned<String>>,
     owner: Option<Spanned<NameOrId>>,
     group: Option<Spanned<NameOrId>>,
     uid: Option<Spanned<u32>>,
@@ -291,7 +291,9 @@ fn load_file(
     }
     let mut rel_keys = Vec::new();
     for k in &t.keys {
-        let key = k.get_ref();
+        let key = &crate::config::specifier::expand_in_resource(
+            settings, file, &text, k, "key", &mut errs,
+        );
         if key.trim().is_empty() || key.chars().any(|c| c.is_control() || c == '*') {
             errs.push(at(
                 k.span().start,
@@ -309,12 +311,7 @@ fn load_file(
         "owner",
         "uid",
         &mut errs,
-        |n| {
-            nix::unistd::User::from_name(n)
-                .ok()
-                .flatten()
-                .map(|u| u.uid.as_raw())
-        },
+        crate::users::uid_of,
     );
     let gid = resolve_owner(
         file,
@@ -324,12 +321,7 @@ fn load_file(
         "group",
         "gid",
         &mut errs,
-        |n| {
-            nix::unistd::Group::from_name(n)
-                .ok()
-                .flatten()
-                .map(|g| g.gid.as_raw())
-        },
+        crate::users::gid_of,
     );
     let command = |c: &Option<Spanned<String>>, name: &str, errs: &mut Vec<Diagnostic>| match c {
         Some(c) if c.get_ref().trim().is_empty() => {
@@ -351,6 +343,9 @@ fn load_file(
         leading: t.leading,
     });
 
+    let prefix = t.prefix.as_ref().map(|p| {
+        crate::config::specifier::expand_in_resource(settings, file, &text, p, "prefix", &mut errs)
+    });
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -366,7 +361,7 @@ fn load_file(
         src,
         dest: dest.expect("checked"),
         keys: rel_keys,
-        prefix: keys::join(&settings.prefix, t.prefix.as_deref().unwrap_or("")),
+        prefix: keys::join(&settings.prefix, prefix.as_deref().unwrap_or("")),
         uid,
         gid,
         mode: t.mode.map(|m| m.0),
@@ -541,7 +536,10 @@ fn resolve_owner(
                         file,
                         text,
                         n.span().start,
-                        format!("{name_field} {name:?} does not exist on this host"),
+                        format!(
+                            "{name_field} {name:?} does not exist in {}",
+                            crate::users::SOURCE
+                        ),
                     ));
                     None
                 }
@@ -898,5 +896,68 @@ check_timeout = "5s"
         ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
+    }
+
+    // Specifiers (%H, ...) in a resource's keys and prefix: config::specifier expands them
+    // at load time.
+    #[test]
+    fn resource_keys_and_prefix_expand_and_errors_name_their_line() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("conf.d")).unwrap();
+        let file = d.path().join("conf.d/r.toml");
+        let mut s = Settings::assemble(&Overrides {
+            config: Some("/dev/null".into()),
+            confdir: Some(d.path().to_owned()),
+            ..Default::default()
+        })
+        .unwrap();
+        std::fs::write(
+            &file,
+            "[template]\nsrc = \"a\"\ndest = \"/a\"\nprefix = \"/p%%\"\nkeys = [\"/a%%b\"]\n",
+        )
+        .unwrap();
+        let r = load_one(&s, &file).unwrap();
+        assert_eq!(r.watched(), vec!["/p%/a%b"]);
+        std::fs::write(
+            &file,
+            "[template]\nsrc = \"a\"\ndest = \"/a\"\nkeys = [\n  \"/ok\",\n  \"/b/%Q\",\n]\nprefix = \"/p/%\"\n",
+        )
+        .unwrap();
+        let errs = load_one(&s, &file).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        let at = |line: usize| format!("{}:{line}: ", file.display());
+        assert!(
+            text[0].starts_with(&(at(6) + "key: unknown specifier \"%Q\"")),
+            "{text:?}"
+        );
+        assert!(text[1].starts_with(&(at(8) + "prefix: ")), "{text:?}");
+        // confd's dialect reads the same file as confd would: `%` is just a character.
+        s.dialect = Dialect::Confd;
+        let r = load_one(&s, &file).unwrap();
+        assert_eq!(r.watched(), vec!["/p/%/ok", "/p/%/b/%Q"]);
+    }
+
+    /// A confd key with a `%` keeps meaning the same key once `reconfd migrate` wrote it.
+    #[test]
+    fn migrated_resources_keep_a_literal_percent() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("conf.d")).unwrap();
+        let confd = crate::confd::resource::parse(
+            Path::new("/c/conf.d/x.toml"),
+            "[template]\nsrc = \"a.tmpl\"\ndest = \"/a\"\nprefix = \"/p%H\"\nkeys = [\"/50%\"]\n",
+        )
+        .unwrap();
+        let text = crate::confd::resource::render(&confd, "a.tera", false, Path::new("/c"), &[]);
+        let file = d.path().join("conf.d/x.toml");
+        std::fs::write(&file, text).unwrap();
+        let s = Settings::assemble(&Overrides {
+            config: Some("/dev/null".into()),
+            confdir: Some(d.path().to_owned()),
+            ..Default::default()
+        })
+        .unwrap();
+        let r = load_one(&s, &file).unwrap();
+        assert_eq!(r.watched(), vec!["/p%H/50%"]);
     }
 }

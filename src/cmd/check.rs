@@ -1,5 +1,6 @@
 //! `reconfd check`: validates the config, the TLS and password files, every resource and
-//! every template without etcd, and prints every problem at once as `file:line: message`.
+//! every template without etcd, and prints every problem at once as `file:line: message`,
+//! and what each resource watches.
 
 use std::path::Path;
 
@@ -52,6 +53,13 @@ pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec
     warnings.extend(odd.into_iter().map(|m| Diagnostic::file(&config, m)));
     let resources = loaded.prepared.iter().map(|p| &p.resource);
     for r in resources.chain(&loaded.without_template) {
+        // What the keys became, specifiers (%H, %m, ...) expanded: docs/configuration.md.
+        println!(
+            "{}: prefix {}, watches {}",
+            r.file.display(),
+            r.prefix,
+            r.watched().join(" ")
+        );
         problems.extend(dest_dir_missing(r));
     }
     (files, problems, warnings)

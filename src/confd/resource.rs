@@ -496,10 +496,12 @@ pub fn render(r: &ConfdResource, src: &str, go: bool, origin: &Path, header: &[S
         out.push_str("engine = \"go\"\n");
     }
     out.push_str(&format!("dest = {}\n", s(&r.dest)));
-    let keys: Vec<String> = r.keys.iter().map(|k| s(k)).collect();
+    // reconfd reads `%` in keys and prefixes as a specifier (%H, ...); confd's is literal.
+    let literal = |v: &str| s(&v.replace('%', "%%"));
+    let keys: Vec<String> = r.keys.iter().map(|k| literal(k)).collect();
     out.push_str(&format!("keys = [{}]\n", keys.join(", ")));
     if let Some(p) = &r.prefix {
-        out.push_str(&format!("prefix = {}\n", s(p)));
+        out.push_str(&format!("prefix = {}\n", literal(p)));
     }
     if let Some(uid) = r.uid {
         out.push_str(&format!("uid = {uid}\n"));

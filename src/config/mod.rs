@@ -10,7 +10,9 @@
 
 pub mod dialect;
 pub mod etcd;
+pub mod log_level;
 pub mod raw;
+pub mod specifier;
 pub mod value;
 
 use std::path::{Path, PathBuf};
@@ -134,6 +136,7 @@ impl Settings {
             }
         };
         Self::from_raw(raw, config_file, o)
+            .and_then(|s| crate::config::specifier::expand_settings(s, o))
     }
 
     /// Validates `raw` (the config file `config_file` as read, or nothing) with the

@@ -16,7 +16,7 @@ pub struct RawConfig {
     /// Prepended to every resource's prefix.
     pub prefix: Option<String>,
     /// `info`, `debug`, ... or an `EnvFilter` directive; refused with its line when invalid.
-    pub log_level: Option<crate::logging::LogLevel>,
+    pub log_level: Option<crate::config::log_level::LogLevel>,
     /// Connection to etcd.
     #[serde(default)]
     pub etcd: RawEtcd,
