@@ -34,7 +34,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_output: 256 << 20,
-            max_time: Duration::from_secs(30),
+            max_time: Duration::from_secs(10),
         }
     }
 }
