@@ -38,15 +38,12 @@
 //! (bytes in Go, characters in Tera); `html`, `js`, `urlquery`, `slice`, `call`; `$` and `.`
 //! at the top level (confd's nil data); floats, hex/octal/char literals, `nil`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-
-use gotmpl::parse::{
-    BranchNode, CommandNode, Expr, ListNode, Node, Number, Parser, PipeNode, SmolStr,
-};
+use std::collections::HashSet;
 
 use crate::store::gopath;
-use crate::template::golex;
-use crate::template::{EngineKind, Template, CONFD_FUNCTIONS};
+use crate::template::functions::{self, ConfdFunction, GoType};
+use crate::template::gotext::parse::{BranchNode, CommandNode, Expr, ListNode, Node, PipeNode};
+use crate::template::{EngineKind, Template};
 
 /// Why a template stays a Go template: the first construct that has no exact translation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,46 +69,37 @@ pub enum Outcome {
     Translated(String),
     /// Keep the Go template.
     Refused(Refusal),
-    /// The template does not parse as a Go template (gotmpl's message, with line and column).
+    /// The template does not parse as a Go template (Go's message, with the line).
     Invalid(String),
 }
 
 /// Translates Go template `src` to Tera where that is exact.
 pub fn translate(src: &str) -> Outcome {
-    let (tree, defines) = match Parser::new(src, "{{", "}}").and_then(|p| p.parse()) {
+    let trees = match crate::template::gotext::parse_source(TEMPLATE_NAME, src) {
         Ok(t) => t,
-        Err(e) => return Outcome::Invalid(e.to_string()),
+        Err(e) => return Outcome::Invalid(e.message),
     };
-    let texts = match golex::text_segments(src) {
-        Ok(t) => t,
-        Err(e) => {
-            return Outcome::Refused(refusal(
-                src,
-                e.offset,
-                format!("Go's lexer rejects this: {}", e.message),
-            ))
-        }
-    };
-    if let Some(d) = defines.first() {
+    if let Some(&offset) = trees.defines.first() {
         return Outcome::Refused(refusal(
             src,
-            d.pos.offset,
+            offset,
             "{{define}} and {{block}} (named templates) are not translated".into(),
         ));
     }
+    let Some(tree) = trees.trees.get(TEMPLATE_NAME) else {
+        return Outcome::Invalid(format!("template: {TEMPLATE_NAME}: no template body"));
+    };
     let mut assigned = HashSet::new();
-    collect_assigned(&tree, &mut assigned);
+    collect_assigned(tree, &mut assigned);
     let mut tx = Tx {
         src,
-        texts,
-        seen: BTreeSet::new(),
         out: String::new(),
         scopes: vec![Vec::new()],
         names: HashSet::new(),
         depth: 0,
         assigned,
     };
-    if let Err(r) = tx.run(&tree) {
+    if let Err(r) = tx.run(tree) {
         return Outcome::Refused(r);
     }
     // A translation that Tera cannot compile is a bug here; never hand it out.
@@ -126,9 +114,53 @@ pub fn translate(src: &str) -> Outcome {
     }
 }
 
+/// The name the template is parsed under (it appears in Go's parse errors).
+const TEMPLATE_NAME: &str = "template.tmpl";
+
 fn refusal(src: &str, offset: usize, reason: String) -> Refusal {
-    let (line, col) = golex::line_col(src, offset);
+    let (line, col) = line_col(src, offset);
     Refusal { line, col, reason }
+}
+
+/// The 1-based line and column (in characters) of byte `offset`.
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before, |nl| &before[nl + 1..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+/// The integer a number literal spells when it is plain decimal (`0`, `42`, `-7`: no `+`,
+/// no leading zeros, no `_`, no other base, fraction or exponent).
+fn decimal_literal(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The translator's type for a confd function's Go type, where it has one.
+fn ty_of(t: GoType) -> Option<Ty> {
+    Some(match t {
+        GoType::Str => Ty::Str,
+        GoType::Int => Ty::Int,
+        GoType::Bool => Ty::Bool,
+        GoType::StrSlice => Ty::ListStr,
+        GoType::IntSlice => Ty::ListInt,
+        GoType::KvPairs | GoType::KvSlice => Ty::ListKv,
+        GoType::Kv => Ty::Kv,
+        GoType::SrvSlice => Ty::ListSrv,
+        _ => return None,
+    })
 }
 
 /// The static type of an expression.
@@ -301,10 +333,6 @@ type R<T> = Result<T, Refusal>;
 
 struct Tx<'s> {
     src: &'s str,
-    /// Go's text by raw start offset.
-    texts: BTreeMap<usize, String>,
-    /// Text offsets emitted, to check every piece of Go's text was.
-    seen: BTreeSet<usize>,
     out: String,
     scopes: Vec<Vec<Var>>,
     names: HashSet<String>,
@@ -321,14 +349,7 @@ impl Tx<'_> {
     }
 
     fn run(&mut self, tree: &ListNode) -> R<()> {
-        self.list(tree, &None)?;
-        if let Some((&offset, _)) = self.texts.iter().find(|(o, _)| !self.seen.contains(o)) {
-            return self.refuse(
-                offset,
-                "gotmpl (reconfd's Go engine) drops text here that Go keeps (whitespace trimming)",
-            );
-        }
-        Ok(())
+        self.list(tree, &None)
     }
 
     // ---- statements ----
@@ -350,19 +371,7 @@ impl Tx<'_> {
 
     fn node(&mut self, n: &Node, dot: &Option<Val>) -> R<()> {
         match n {
-            Node::List(l) => self.list(l, dot),
             Node::Text(t) => {
-                match self.texts.get(&t.pos.offset) {
-                    Some(go) if **go == *t.text => {}
-                    _ => {
-                        return self.refuse(
-                            t.pos.offset,
-                            "gotmpl (reconfd's Go engine) and Go disagree about this text \
-                             (whitespace trimming)",
-                        )
-                    }
-                }
-                self.seen.insert(t.pos.offset);
                 push_text(&mut self.out, &t.text);
                 Ok(())
             }
@@ -375,16 +384,12 @@ impl Tx<'_> {
             Node::Range(b) => self.range(b, dot),
             Node::With(b) => self.with(b, dot),
             Node::Template(t) => self.refuse(
-                t.pos.offset,
+                t.pos,
                 "{{template}} and {{block}} (named templates) are not translated",
-            ),
-            Node::Define(d) => self.refuse(
-                d.pos.offset,
-                "{{define}} (named templates) is not translated",
             ),
             Node::Break(p) | Node::Continue(p) => {
                 if self.depth == 0 {
-                    return self.refuse(p.offset, "break/continue outside range");
+                    return self.refuse(*p, "break/continue outside range");
                 }
                 let kw = if matches!(n, Node::Break(_)) {
                     "break"
@@ -402,7 +407,7 @@ impl Tx<'_> {
             let v = self.pipeline(pipe, dot)?;
             let Some(code) = v.printed() else {
                 return self.refuse(
-                    pipe.pos.offset,
+                    pipe.pos,
                     format!(
                         "prints a {}, which Go and Tera format differently",
                         v.ty.go()
@@ -413,11 +418,11 @@ impl Tx<'_> {
             return Ok(());
         }
         let v = self.pipeline(pipe, dot)?;
-        let v = self.strict(v, pipe.pos.offset)?;
+        let v = self.strict(v, pipe.pos)?;
         if pipe.is_assign {
-            self.assign(&pipe.decl[0], v, pipe.pos.offset)
+            self.assign(&pipe.decl[0].1, v, pipe.pos)
         } else {
-            self.declare(&pipe.decl[0], v);
+            self.declare(&pipe.decl[0].1, v);
             Ok(())
         }
     }
@@ -477,13 +482,13 @@ impl Tx<'_> {
     /// The value a control structure tests, with its `$x :=` declaration if any. With a
     /// `hint`, the value is held in a variable (named after the hint) unless it is one.
     fn control_value(&mut self, b: &BranchNode, dot: &Option<Val>, hint: &str) -> R<Val> {
-        let off = b.pipe.pos.offset;
+        let off = b.pipe.pos;
         if b.pipe.is_assign {
             return self.refuse(off, "assignment in a control pipeline is not translated");
         }
         let v = self.pipeline(&b.pipe, dot)?;
         let v = self.strict(v, off)?;
-        let v = match b.pipe.decl.first() {
+        let v = match b.pipe.decl.first().map(|d| &d.1) {
             Some(go) => {
                 let name = self.declare(go, v.clone());
                 Val {
@@ -517,8 +522,8 @@ impl Tx<'_> {
     /// The body (with `body_dot`, or the outer dot) and the else branch of an if or with.
     fn branches(&mut self, b: &BranchNode, dot: &Option<Val>, body_dot: &Option<Val>) -> R<()> {
         let inner = if body_dot.is_some() { body_dot } else { dot };
-        self.scoped(&b.body, inner)?;
-        let Some(else_body) = &b.else_body else {
+        self.scoped(&b.list, inner)?;
+        let Some(else_body) = &b.else_list else {
             return Ok(());
         };
         // `{{else if c}}` arrives as an else branch holding only that if: use elif (for an
@@ -545,7 +550,7 @@ impl Tx<'_> {
     }
 
     fn range(&mut self, b: &BranchNode, dot: &Option<Val>) -> R<()> {
-        let off = b.pipe.pos.offset;
+        let off = b.pipe.pos;
         if b.pipe.is_assign {
             return self.refuse(off, "range assigning existing variables is not translated");
         }
@@ -567,7 +572,8 @@ impl Tx<'_> {
             Ty::Int => "n",
             _ => "item",
         };
-        let (index, value) = match b.pipe.decl.as_slice() {
+        let decl: Vec<&String> = b.pipe.decl.iter().map(|d| &d.1).collect();
+        let (index, value) = match decl.as_slice() {
             [] => (None, None),
             [v] => (None, Some(v)),
             [i, v] => (Some(i), Some(v)),
@@ -597,11 +603,11 @@ impl Tx<'_> {
             _ => {}
         }
         let value = dot_name;
-        let r = self.scoped(&b.body, &Some(Val::var(&value, elem)));
+        let r = self.scoped(&b.list, &Some(Val::var(&value, elem)));
         self.scopes.pop();
         self.depth -= 1;
         r?;
-        if let Some(else_body) = &b.else_body {
+        if let Some(else_body) = &b.else_list {
             // Tera runs a for loop's else branch outside the loop's scope, as Go does.
             self.out.push_str("{% else %}");
             self.scoped(else_body, dot)?;
@@ -614,18 +620,18 @@ impl Tx<'_> {
 
     fn pipeline(&mut self, pipe: &PipeNode, dot: &Option<Val>) -> R<Val> {
         let mut prev: Option<Val> = None;
-        for c in &pipe.commands {
+        for c in &pipe.cmds {
             prev = Some(self.command(c, dot, prev)?);
         }
         match prev {
             Some(v) => Ok(v),
-            None => self.refuse(pipe.pos.offset, "empty pipeline"),
+            None => self.refuse(pipe.pos, "empty pipeline"),
         }
     }
 
     fn command(&mut self, c: &CommandNode, dot: &Option<Val>, piped: Option<Val>) -> R<Val> {
         let Some(first) = c.args.first() else {
-            return self.refuse(c.pos.offset, "empty command");
+            return self.refuse(c.pos, "empty command");
         };
         if let Expr::Identifier(pos, name) = first {
             let mut args = Vec::with_capacity(c.args.len());
@@ -634,19 +640,16 @@ impl Tx<'_> {
             }
             // Go passes the previous command's result as the last argument.
             args.extend(piped);
-            return self.call(name, pos.offset, args);
+            return self.call(name, *pos, args);
         }
         if let Some(extra) = c.args.get(1) {
             return self.refuse(
-                extra.pos().offset,
+                extra.pos(),
                 "an argument to something that is not a function",
             );
         }
         if piped.is_some() {
-            return self.refuse(
-                first.pos().offset,
-                "a pipeline stage that is not a function",
-            );
+            return self.refuse(first.pos(), "a pipeline stage that is not a function");
         }
         self.operand(first, dot)
     }
@@ -656,20 +659,21 @@ impl Tx<'_> {
             Expr::Dot(p) => match dot {
                 Some(d) => Ok(d.clone()),
                 None => self.refuse(
-                    p.offset,
+                    *p,
                     "`.` outside range and with is confd's nil data (prints <no value>)",
                 ),
             },
             Expr::Field(p, fields) => match dot {
-                Some(d) => self.fields(d.clone(), fields, p.offset),
-                None => self.refuse(p.offset, "a field of confd's nil data"),
+                Some(d) => self.fields(d.clone(), fields, *p),
+                None => self.refuse(*p, "a field of confd's nil data"),
             },
-            Expr::Variable(p, name, fields) => {
+            Expr::Variable(p, idents) => {
+                let (name, fields) = (&idents[0], &idents[1..]);
                 if name == "$" {
-                    return self.refuse(p.offset, "`$` is confd's nil data");
+                    return self.refuse(*p, "`$` is confd's nil data");
                 }
                 let Some(var) = self.lookup(name) else {
-                    return self.refuse(p.offset, format!("undefined variable {name}"));
+                    return self.refuse(*p, format!("undefined variable {name}"));
                 };
                 let v = Val {
                     mutable: self.assigned.contains(name.as_str()),
@@ -678,67 +682,57 @@ impl Tx<'_> {
                 if fields.is_empty() {
                     Ok(v)
                 } else {
-                    self.fields(v, fields, p.offset)
+                    self.fields(v, fields, *p)
                 }
             }
             // An identifier as an argument is a call without arguments.
-            Expr::Identifier(p, name) => self.call(name, p.offset, Vec::new()),
-            Expr::String(p, s) => match golex::string_literal(self.src, p.offset) {
-                Some(go) if go == **s => Ok(Val {
-                    lit: Some(Lit::Str(go.clone())),
-                    ..Val::new(tera_str(&go), Ty::Str)
-                }),
+            Expr::Identifier(p, name) => self.call(name, *p, Vec::new()),
+            Expr::String(_, _, go) => Ok(Val {
+                lit: Some(Lit::Str(go.to_string())),
+                ..Val::new(tera_str(go), Ty::Str)
+            }),
+            Expr::Number(p, n) => match decimal_literal(&n.text) {
+                Some(i) if i.abs() <= MAX_LITERAL => {
+                    let code = if i < 0 {
+                        format!("({i})")
+                    } else {
+                        i.to_string()
+                    };
+                    Ok(Val {
+                        lit: Some(Lit::Int(i)),
+                        ..Val::new(code, Ty::Int)
+                    })
+                }
                 _ => self.refuse(
-                    p.offset,
-                    "string literal whose Go value is not UTF-8 text or that gotmpl reads \
-                     differently from Go",
+                    *p,
+                    "number literal other than a plain decimal integer (floats, hex, octal, \
+                     characters) is not translated",
                 ),
             },
-            Expr::Number(p, n) => {
-                let go = golex::decimal_literal(self.src, p.offset);
-                match (go, n) {
-                    (Some(i), Number::Int(j)) if i == *j && i.abs() <= MAX_LITERAL => {
-                        let code = if i < 0 {
-                            format!("({i})")
-                        } else {
-                            i.to_string()
-                        };
-                        Ok(Val {
-                            lit: Some(Lit::Int(i)),
-                            ..Val::new(code, Ty::Int)
-                        })
-                    }
-                    _ => self.refuse(
-                        p.offset,
-                        "number literal other than a plain decimal integer (floats, hex, \
-                         octal, characters) is not translated",
-                    ),
-                }
-            }
             Expr::Bool(_, b) => Ok(Val::new(b.to_string(), Ty::Bool)),
-            Expr::Nil(p) => self.refuse(p.offset, "nil is not translated"),
+            Expr::Nil(p) => self.refuse(*p, "nil is not translated"),
             Expr::Pipe(p, pipe) => {
                 if !pipe.decl.is_empty() {
-                    return self.refuse(p.offset, "a declaration inside parentheses");
+                    return self.refuse(*p, "a declaration inside parentheses");
                 }
                 self.pipeline(pipe, dot)
             }
             Expr::Chain(p, inner, fields) => {
                 let base = self.operand(inner, dot)?;
-                self.fields(base, fields, p.offset)
+                self.fields(base, fields, *p)
             }
         }
     }
 
     /// `.Key` / `.Value` of a get/gets item, `.Target` ... of a lookupSRV record.
-    fn fields(&mut self, base: Val, fields: &[SmolStr], offset: usize) -> R<Val> {
+    fn fields(&mut self, base: Val, fields: &[String], offset: usize) -> R<Val> {
         let base = self.strict(base, offset)?;
         let found = match fields {
             [f] => base.ty.field(f),
             _ => None,
         };
         let Some((field, ty)) = found else {
-            let chain: Vec<&str> = fields.iter().map(SmolStr::as_str).collect();
+            let chain: Vec<&str> = fields.iter().map(String::as_str).collect();
             return self.refuse(
                 offset,
                 format!(
@@ -789,7 +783,7 @@ impl Tx<'_> {
         if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
             base.insert_str(0, "v_");
         }
-        if RESERVED.contains(&base.as_str()) || CONFD_FUNCTIONS.contains(&base.as_str()) {
+        if RESERVED.contains(&base.as_str()) || functions::find(&base).is_some() {
             base.push('_');
         }
         let mut name = base.clone();
@@ -806,34 +800,7 @@ impl Tx<'_> {
 
     fn call(&mut self, name: &str, offset: usize, args: Vec<Val>) -> R<Val> {
         use Ty::*;
-        let fallible = |v: Val| Val {
-            fallible: true,
-            ..v
-        };
         match name {
-            "getv" => match args.len() {
-                1 => self
-                    .func("getv", offset, args, &[p("key", Str)], Str)
-                    .map(fallible),
-                _ => self.func(
-                    "getv",
-                    offset,
-                    args,
-                    &[p("key", Str), opt("default", Str)],
-                    Str,
-                ),
-            },
-            "get" => self
-                .func("get", offset, args, &[p("key", Str)], Kv)
-                .map(fallible),
-            "exists" => self.func("exists", offset, args, &[p("key", Str)], Bool),
-            // A malformed pattern fails in both of reconfd's engines.
-            "getvs" => self
-                .func("getvs", offset, args, &[p("pattern", Str)], ListStr)
-                .map(fallible),
-            "gets" => self
-                .func("gets", offset, args, &[p("pattern", Str)], ListKv)
-                .map(fallible),
             "ls" | "lsdir" => {
                 match args.first().and_then(|a| a.lit.as_ref()) {
                     Some(Lit::Str(d)) if literal_dir_ok(d) => {}
@@ -848,96 +815,8 @@ impl Tx<'_> {
                         )
                     }
                 }
-                self.func(name, offset, args, &[p("path", Str)], ListStr)
+                self.table_func(name, offset, args)
             }
-            "base" | "dir" => self.func(name, offset, args, &[p("path", Str)], Str),
-            "split" => self.func(
-                "split",
-                offset,
-                args,
-                &[p("s", Str), p("sep", Str)],
-                ListStr,
-            ),
-            "join" => self.func(
-                "join",
-                offset,
-                args,
-                &[p("list", ListStr), p("sep", Str)],
-                Str,
-            ),
-            "toUpper" | "toLower" => self.func(name, offset, args, &[p("s", Str)], Str),
-            "contains" => self.func(
-                "contains",
-                offset,
-                args,
-                &[p("s", Str), p("substr", Str)],
-                Bool,
-            ),
-            "replace" => self.func(
-                "replace",
-                offset,
-                args,
-                &[p("s", Str), p("old", Str), p("new", Str), opt("n", Int)],
-                Str,
-            ),
-            "trimSuffix" => self.func(
-                "trimSuffix",
-                offset,
-                args,
-                &[p("s", Str), p("suffix", Str)],
-                Str,
-            ),
-            "base64Encode" => self.func("base64Encode", offset, args, &[p("s", Str)], Str),
-            "base64Decode" => self
-                .func("base64Decode", offset, args, &[p("s", Str)], Str)
-                .map(fallible),
-            "fileExists" => self.func("fileExists", offset, args, &[p("path", Str)], Bool),
-            "parseBool" => self
-                .func("parseBool", offset, args, &[p("s", Str)], Bool)
-                .map(fallible),
-            "atoi" => self
-                .func("atoi", offset, args, &[p("s", Str)], Int)
-                .map(fallible),
-            "getenv" => {
-                if args.len() == 1 {
-                    self.func("getenv", offset, args, &[p("name", Str)], Str)
-                } else {
-                    self.func(
-                        "getenv",
-                        offset,
-                        args,
-                        &[p("name", Str), opt("default", Str)],
-                        Str,
-                    )
-                }
-            }
-            "add" | "sub" | "mul" => {
-                self.func(name, offset, args, &[p("a", Int), p("b", Int)], Int)
-            }
-            // Division by zero.
-            "div" | "mod" => self
-                .func(name, offset, args, &[p("a", Int), p("b", Int)], Int)
-                .map(fallible),
-            // reconfd's seq (both engines) fails beyond 100000 numbers.
-            "seq" => self
-                .func(
-                    "seq",
-                    offset,
-                    args,
-                    &[p("start", Int), p("end", Int)],
-                    ListInt,
-                )
-                .map(fallible),
-            "lookupIP" | "lookupIPV4" | "lookupIPV6" => {
-                self.func(name, offset, args, &[p("name", Str)], ListStr)
-            }
-            "lookupSRV" => self.func(
-                "lookupSRV",
-                offset,
-                args,
-                &[p("service", Str), p("proto", Str), p("name", Str)],
-                ListSrv,
-            ),
             "reverse" | "sortByLength" | "sortKVByLength" => self.reorder(name, offset, args),
             "len" => match args.as_slice() {
                 [a] if a.ty.elem().is_some() => {
@@ -1004,11 +883,43 @@ impl Tx<'_> {
             "html" | "js" | "urlquery" | "slice" | "call" => {
                 self.refuse(offset, format!("Go's {name} has no exact Tera equivalent"))
             }
-            _ => self.refuse(
+            _ => self.table_func(name, offset, args),
+        }
+    }
+
+    /// A call of one of confd's functions, with its signature from the function table.
+    fn table_func(&mut self, name: &str, offset: usize, args: Vec<Val>) -> R<Val> {
+        let Some(f): Option<&ConfdFunction> = functions::find(name) else {
+            return self.refuse(
                 offset,
                 format!("function {name:?} is not defined in confd (Go cannot parse this)"),
-            ),
+            );
+        };
+        let Some(ret) = ty_of(f.result) else {
+            return self.refuse(
+                offset,
+                format!(
+                    "{name} returns a {}, which is not translated",
+                    f.result.name()
+                ),
+            );
+        };
+        let mut params: Vec<Param> = Vec::with_capacity(f.params.len() + 1);
+        for q in f.params {
+            params.push(p(q.name, ty_of(q.ty).unwrap_or(Ty::Mixed)));
         }
+        let with_default = f.variadic.is_some() && args.len() > f.params.len();
+        if let Some(v) = f.variadic.filter(|_| with_default) {
+            params.push(opt(v.name, ty_of(v.ty).unwrap_or(Ty::Mixed)));
+        }
+        // Errors: the Go function's own (a missing key only without a default), a division
+        // by zero, and reconfd's bound on seq.
+        let fallible = (f.fallible && !with_default) || matches!(name, "div" | "mod" | "seq");
+        let v = self.func(name, offset, args, &params, ret)?;
+        Ok(Val {
+            fallible: v.fallible || fallible,
+            ..v
+        })
     }
 
     /// A call of reconfd function `name` with keyword arguments, checking Go's argument count
@@ -1342,17 +1253,16 @@ fn push_text(out: &mut String, text: &str) {
 fn collect_assigned(l: &ListNode, out: &mut HashSet<String>) {
     fn pipe(p: &PipeNode, out: &mut HashSet<String>) {
         if p.is_assign {
-            out.extend(p.decl.iter().map(|d| d.to_string()));
+            out.extend(p.decl.iter().map(|d| d.1.clone()));
         }
     }
     for n in &l.nodes {
         match n {
-            Node::List(l) => collect_assigned(l, out),
             Node::Action(a) => pipe(&a.pipe, out),
             Node::If(b) | Node::Range(b) | Node::With(b) => {
                 pipe(&b.pipe, out);
-                collect_assigned(&b.body, out);
-                if let Some(e) = &b.else_body {
+                collect_assigned(&b.list, out);
+                if let Some(e) = &b.else_list {
                     collect_assigned(e, out);
                 }
             }

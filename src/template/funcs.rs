@@ -62,15 +62,6 @@ pub(crate) fn missing_key(view: &KvView, key: &str) -> String {
     )
 }
 
-/// memkv's `GetValue`: the value, else the default, else the missing-key error.
-pub(crate) fn getv(view: &KvView, key: &str, default: Option<&str>) -> Result<String, String> {
-    match (view.get(key), default) {
-        (Some(v), _) => Ok(v.to_owned()),
-        (None, Some(d)) => Ok(d.to_owned()),
-        (None, None) => Err(missing_key(view, key)),
-    }
-}
-
 /// Go's `strings.Split`: an empty separator splits into single characters.
 pub(crate) fn split(s: &str, sep: &str) -> Vec<String> {
     if sep.is_empty() {

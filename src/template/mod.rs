@@ -1,10 +1,12 @@
 //! Template engines: loading a resource's template and rendering it against a [`KvView`].
 //!
 //! Tera is the native engine; files ending in `.tmpl` (or a resource with `engine = "go"`)
-//! are confd Go templates. One function set serves both: `funcs` implements confd's
-//! functions once (the store functions are [`KvView`]'s), `tera_funcs` and `go_funcs` adapt
-//! them to each engine's calling convention, `tera` and `go` compile and render, `dns` does
-//! SRV lookups. docs/templates.md is the reference for template authors.
+//! are confd Go templates, run by reconfd's own implementation of Go's text/template
+//! (`gotext`). One function set serves both: `functions` is the one table of confd's
+//! functions (names, parameters, Go types, docs), `funcs` implements them once (the store
+//! functions are [`KvView`]'s), `tera_funcs` and `gotext::builtins` adapt them to each
+//! engine's calling convention, `tera` and `go` compile and render, `dns` does SRV lookups.
+//! docs/templates.md is the reference for template authors.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,12 +16,9 @@ use crate::store::KvView;
 
 mod dns;
 mod funcs;
+pub(crate) mod functions;
 mod go;
-mod go_funcs;
-pub(crate) mod golex;
-
-/// The names of confd's template functions (the same in both engines).
-pub(crate) use go_funcs::NAMES as CONFD_FUNCTIONS;
+pub(crate) mod gotext;
 mod tera;
 mod tera_funcs;
 

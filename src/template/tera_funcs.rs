@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use tera::{Error, Kwargs, State, Tera, TeraResult, Value};
 
-use super::funcs;
+use super::{funcs, functions};
 use crate::store::{gopath, KvView};
 
 /// The view of the render in progress on this thread.
@@ -23,12 +23,12 @@ fn current_view() -> TeraResult<std::sync::Arc<KvView>> {
 /// Tera resolves function and filter names when it compiles a template.
 pub(crate) fn register(tera: &mut Tera) {
     // Store functions.
-    func(tera, "getv", &["key", "default"], getv);
-    func(tera, "getvs", &["pattern"], |kw| {
+    func(tera, "getv", getv);
+    func(tera, "getvs", |kw| {
         let p = str_arg(kw, "pattern")?;
         Ok(current_view()?.getvs(p).map_err(Error::message)?.into())
     });
-    func(tera, "get", &["key"], |kw| {
+    func(tera, "get", |kw| {
         let key = str_arg(kw, "key")?;
         let view = current_view()?;
         match view.get(key) {
@@ -36,7 +36,7 @@ pub(crate) fn register(tera: &mut Tera) {
             None => Err(missing_key(&view, key)),
         }
     });
-    func(tera, "gets", &["pattern"], |kw| {
+    func(tera, "gets", |kw| {
         let p = str_arg(kw, "pattern")?;
         let items = current_view()?.gets(p).map_err(Error::message)?;
         Ok(Value::from(
@@ -46,33 +46,33 @@ pub(crate) fn register(tera: &mut Tera) {
                 .collect::<Vec<_>>(),
         ))
     });
-    func(tera, "ls", &["path"], |kw| {
+    func(tera, "ls", |kw| {
         Ok(current_view()?.ls(str_arg(kw, "path")?).into())
     });
-    func(tera, "lsdir", &["path"], |kw| {
+    func(tera, "lsdir", |kw| {
         Ok(current_view()?.lsdir(str_arg(kw, "path")?).into())
     });
-    func(tera, "exists", &["key"], |kw| {
+    func(tera, "exists", |kw| {
         Ok(current_view()?.exists(str_arg(kw, "key")?).into())
     });
 
     // Path and string helpers; the first six are filters too (the interface contract).
-    func(tera, "base", &["path"], |kw| {
+    func(tera, "base", |kw| {
         Ok(gopath::base(str_arg(kw, "path")?).into())
     });
-    func(tera, "dir", &["path"], |kw| {
+    func(tera, "dir", |kw| {
         Ok(gopath::dir(str_arg(kw, "path")?).into())
     });
-    func(tera, "split", &["s", "sep"], |kw| {
+    func(tera, "split", |kw| {
         Ok(split(str_arg(kw, "s")?, str_arg(kw, "sep")?))
     });
-    func(tera, "join", &["list", "sep"], |kw| {
+    func(tera, "join", |kw| {
         join(list_arg(kw, "list")?, str_arg(kw, "sep")?)
     });
-    func(tera, "toUpper", &["s"], |kw| {
+    func(tera, "toUpper", |kw| {
         Ok(funcs::to_upper(str_arg(kw, "s")?).into())
     });
-    func(tera, "toLower", &["s"], |kw| {
+    func(tera, "toLower", |kw| {
         Ok(funcs::to_lower(str_arg(kw, "s")?).into())
     });
     filter(tera, "base", &[], |v, _| {
@@ -97,10 +97,10 @@ pub(crate) fn register(tera: &mut Tera) {
         Ok(funcs::to_lower(str_input(v)?).into())
     });
 
-    func(tera, "contains", &["s", "substr"], |kw| {
+    func(tera, "contains", |kw| {
         Ok(str_arg(kw, "s")?.contains(str_arg(kw, "substr")?).into())
     });
-    func(tera, "replace", &["s", "old", "new", "n"], |kw| {
+    func(tera, "replace", |kw| {
         let n = opt_int_arg(kw, "n")?.unwrap_or(-1);
         Ok(replace(
             str_arg(kw, "s")?,
@@ -110,7 +110,7 @@ pub(crate) fn register(tera: &mut Tera) {
         )
         .into())
     });
-    func(tera, "trimSuffix", &["s", "suffix"], |kw| {
+    func(tera, "trimSuffix", |kw| {
         Ok(trim_suffix(str_arg(kw, "s")?, str_arg(kw, "suffix")?).into())
     });
     filter(tera, "trimSuffix", &["suffix"], |v, kw| {
@@ -118,39 +118,34 @@ pub(crate) fn register(tera: &mut Tera) {
     });
 
     // Data helpers.
-    func(tera, "json", &["s"], |kw| json_object(str_arg(kw, "s")?));
-    func(tera, "jsonArray", &["s"], |kw| {
-        json_array(str_arg(kw, "s")?)
-    });
+    func(tera, "json", |kw| json_object(str_arg(kw, "s")?));
+    func(tera, "jsonArray", |kw| json_array(str_arg(kw, "s")?));
     filter(tera, "json", &[], |v, _| json_object(str_input(v)?));
     filter(tera, "jsonArray", &[], |v, _| json_array(str_input(v)?));
-    func(tera, "map", &["pairs"], |kw| {
-        make_map(list_arg(kw, "pairs")?)
-    });
-    func(tera, "getenv", &["name", "default"], |kw| {
+    func(tera, "map", |kw| make_map(list_arg(kw, "pairs")?));
+    func(tera, "getenv", |kw| {
         let default = opt_str_arg(kw, "default")?.unwrap_or("");
         Ok(getenv(str_arg(kw, "name")?, default).into())
     });
-    func(tera, "datetime", &["format", "utc"], |kw| {
+    // Tera's datetime formats the time itself (Go's returns a time.Time).
+    register_func(tera, "datetime", vec!["format", "utc"], |kw| {
         let utc = opt_bool_arg(kw, "utc")?.unwrap_or(false);
         datetime(opt_str_arg(kw, "format")?, utc).map(Value::from)
     });
-    func(tera, "seq", &["start", "end"], |kw| {
+    func(tera, "seq", |kw| {
         seq(int_arg(kw, "start")?, int_arg(kw, "end")?)
     });
-    func(tera, "atoi", &["s"], |kw| {
-        atoi(str_arg(kw, "s")?).map(Value::from)
-    });
+    func(tera, "atoi", |kw| atoi(str_arg(kw, "s")?).map(Value::from));
     filter(tera, "atoi", &[], |v, _| {
         atoi(str_input(v)?).map(Value::from)
     });
     for (name, op) in funcs::ARITH {
         arith(tera, name, op);
     }
-    func(tera, "base64Encode", &["s"], |kw| {
+    func(tera, "base64Encode", |kw| {
         Ok(b64_encode(str_arg(kw, "s")?).into())
     });
-    func(tera, "base64Decode", &["s"], |kw| {
+    func(tera, "base64Decode", |kw| {
         b64_decode(str_arg(kw, "s")?).map(Value::from)
     });
     filter(tera, "base64Encode", &[], |v, _| {
@@ -159,7 +154,7 @@ pub(crate) fn register(tera: &mut Tera) {
     filter(tera, "base64Decode", &[], |v, _| {
         b64_decode(str_input(v)?).map(Value::from)
     });
-    func(tera, "parseBool", &["s"], |kw| {
+    func(tera, "parseBool", |kw| {
         parse_bool(str_arg(kw, "s")?).map(Value::from)
     });
     filter(tera, "parseBool", &[], |v, _| {
@@ -167,7 +162,7 @@ pub(crate) fn register(tera: &mut Tera) {
     });
 
     // List helpers. `reverse` as a filter is Tera's built-in one.
-    func(tera, "reverse", &["list"], |kw| {
+    func(tera, "reverse", |kw| {
         Ok(list_arg(kw, "list")?
             .iter()
             .rev()
@@ -175,10 +170,10 @@ pub(crate) fn register(tera: &mut Tera) {
             .collect::<Vec<_>>()
             .into())
     });
-    func(tera, "sortByLength", &["list"], |kw| {
+    func(tera, "sortByLength", |kw| {
         sort_by_length(list_arg(kw, "list")?)
     });
-    func(tera, "sortKVByLength", &["list"], |kw| {
+    func(tera, "sortKVByLength", |kw| {
         sort_kv_by_length(list_arg(kw, "list")?)
     });
     filter(tera, "sortByLength", &[], |v, _| {
@@ -189,33 +184,47 @@ pub(crate) fn register(tera: &mut Tera) {
     });
 
     // Host lookups.
-    func(tera, "lookupIP", &["name"], |kw| {
+    func(tera, "lookupIP", |kw| {
         Ok(lookup_ip(str_arg(kw, "name")?, |_| true).into())
     });
-    func(tera, "lookupIPV4", &["name"], |kw| {
+    func(tera, "lookupIPV4", |kw| {
         Ok(lookup_ip(str_arg(kw, "name")?, |ip| ip.is_ipv4()).into())
     });
-    func(tera, "lookupIPV6", &["name"], |kw| {
+    func(tera, "lookupIPV6", |kw| {
         Ok(lookup_ip(str_arg(kw, "name")?, |ip| ip.is_ipv6()).into())
     });
-    func(tera, "lookupSRV", &["service", "proto", "name"], |kw| {
+    func(tera, "lookupSRV", |kw| {
         let (service, proto) = (str_arg(kw, "service")?, str_arg(kw, "proto")?);
         Ok(lookup_srv(service, proto, str_arg(kw, "name")?))
     });
-    func(tera, "fileExists", &["path"], |kw| {
+    func(tera, "fileExists", |kw| {
         Ok(file_exists(str_arg(kw, "path")?).into())
     });
 }
 
 // ---- registration and argument helpers ----
 
-/// Registers a function that checks its argument names and prefixes its errors with its name.
-fn func<F>(tera: &mut Tera, name: &'static str, allowed: &'static [&'static str], f: F)
+/// Registers confd function `name`: its keyword arguments are the parameter names of the
+/// function table ([`functions`]), checked on every call; its errors are prefixed with its name.
+fn func<F>(tera: &mut Tera, name: &'static str, f: F)
+where
+    F: Fn(&Kwargs) -> TeraResult<Value> + Send + Sync + 'static,
+{
+    let allowed = functions::keywords(name);
+    debug_assert!(
+        functions::find(name).is_some(),
+        "{name} is not in the function table"
+    );
+    register_func(tera, name, allowed, f);
+}
+
+/// Registers a function taking the keyword arguments `allowed`.
+fn register_func<F>(tera: &mut Tera, name: &'static str, allowed: Vec<&'static str>, f: F)
 where
     F: Fn(&Kwargs) -> TeraResult<Value> + Send + Sync + 'static,
 {
     tera.register_function(name, move |kw: Kwargs, _: &State| {
-        check_args(&kw, allowed)
+        check_args(&kw, &allowed)
             .and_then(|()| f(&kw))
             .map_err(|e| Error::message(format!("{name}: {e}")))
     });
@@ -235,7 +244,7 @@ where
 
 /// Registers one of the integer operations `name(a=, b=)`.
 fn arith(tera: &mut Tera, name: &'static str, op: funcs::IntOp) {
-    func(tera, name, &["a", "b"], move |kw| {
+    func(tera, name, move |kw| {
         op(int_arg(kw, "a")?, int_arg(kw, "b")?)
             .map(Value::from)
             .map_err(Error::message)
