@@ -3,7 +3,7 @@
 if command -v systemd-sysusers >/dev/null 2>&1; then
     systemd-sysusers reconfd.conf || :
 elif ! getent passwd reconfd >/dev/null; then
-    useradd -r -M -d / -s /sbin/nologin -c "reconfd: renders configuration files from etcd" reconfd || :
+    useradd -r -M -d / -s /sbin/nologin -c "reconfd daemon (renders configuration files from etcd)" reconfd || :
 fi
 # reconfd %post, as %systemd_post reconfd.service expands: on first install ($1 = 1) apply the
 # preset, which enables reconfd.service (50-reconfd.preset). It is never started here: the
