@@ -4,9 +4,7 @@
 //! template renders the same bytes under reconfd's Tera engine as the Go template renders
 //! under reconfd's Go engine (confd's semantics; both engines call the same implementation of
 //! each confd function), and where the Go render fails the Tera render fails too (the
-//! messages differ). Where reconfd's Go engine is known to differ from Go itself (text around
-//! trim-marked comments, string literals gotmpl reads differently), nothing is translated, so
-//! a translation never bakes such a difference in. Everything else is refused with the reason
+//! messages differ). Everything else is refused with the reason
 //! and the position of the first construct that cannot be translated; the caller then keeps
 //! the Go template, which reconfd renders natively.
 //!
@@ -17,8 +15,8 @@
 //!   only where Go's formatting is known: strings, ints and bools as they are, lists of
 //!   strings or ints as `[a b]`. Function arguments must have the type the Go function takes,
 //!   or Go would fail where Tera might not.
-//! - **Text** is Go's text after trim markers, derived from the source by [`golex`](crate::template::golex) and
-//!   checked against the gotmpl parse; a `{` that would open a Tera tag is written as
+//! - **Text** is Go's text after trim markers, taken from the Go engine's own parse tree
+//!   (`crate::template::gotext`); a `{` that would open a Tera tag is written as
 //!   `{{ "{" }}`. Tera itself never trims or rewrites text without `-` markers.
 //! - **Truthiness** (`if`, `with`, `and`, `or`, `not`, range `else`) is the same in both for
 //!   these types; Tera's `and`/`or` also return the deciding operand, as Go's do, and stop
