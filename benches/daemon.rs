@@ -47,24 +47,6 @@ fn main() {
     }
 }
 
-fn load_keys(etcd: &Etcd, n: usize) {
-    let keys: Vec<(String, String)> = (0..n)
-        .map(|i| {
-            (
-                format!("/services/apache/k{i:05}"),
-                format!("10.{}.{}.{}:80", i / 65536, (i / 256) % 256, i % 256),
-            )
-        })
-        .collect();
-    for chunk in keys.chunks(100) {
-        let refs: Vec<(&str, &str)> = chunk
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        etcd.put_all(&refs);
-    }
-}
-
 fn spawn_run(t: &Tree, etcd: &Etcd) -> Child {
     let mut c = t.reconfd(Some(etcd), &["run", "--log-level", "warn"]);
     c.stdout(Stdio::null())
@@ -185,7 +167,7 @@ fn proc_stat(pid: u32) -> (f64, u64) {
 
 fn latency(n: usize, samples: usize, idle: bool, idle_secs: u64) {
     let etcd = Etcd::start();
-    load_keys(&etcd, n);
+    etcd.put_backends(n);
     let t = Tree::new();
     t.template("up.tera", TEMPLATE);
     t.resource(
@@ -243,7 +225,7 @@ fn latency(n: usize, samples: usize, idle: bool, idle_secs: u64) {
 #[allow(clippy::zombie_processes)] // the child is reaped by wait4
 fn first_reconcile(resources: usize, n: usize) {
     let etcd = Etcd::start();
-    load_keys(&etcd, n);
+    etcd.put_backends(n);
     let t = Tree::new();
     t.template("up.tera", TEMPLATE);
     for i in 0..resources {

@@ -72,7 +72,7 @@ fn main() {
     );
 
     let etcd = Etcd::start_with(&["--max-txn-ops", "1024"]);
-    load_keys(&etcd, k);
+    etcd.put_backends(k);
     etcd.put("/services/apache/marker", "m0");
     let proxy = with_proxy.then(|| Proxy::start(&etcd));
     let endpoint = proxy
@@ -184,24 +184,6 @@ fn main() {
     );
     drop(daemons);
     drop(proxy);
-}
-
-fn load_keys(etcd: &Etcd, n: usize) {
-    let keys: Vec<(String, String)> = (0..n)
-        .map(|i| {
-            (
-                format!("/services/apache/k{i:05}"),
-                format!("10.{}.{}.{}:80", i / 65536, (i / 256) % 256, i % 256),
-            )
-        })
-        .collect();
-    for chunk in keys.chunks(500) {
-        let refs: Vec<(&str, &str)> = chunk
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        etcd.put_all(&refs);
-    }
 }
 
 /// Whether `path`'s first line is `marker MARKER`.

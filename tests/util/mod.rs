@@ -392,6 +392,26 @@ impl Etcd {
         );
     }
 
+    /// Registers `n` backends `/services/apache/kNNNNN = 10.a.b.c:80`, 100 to a transaction:
+    /// the benchmarks' load.
+    pub fn put_backends(&self, n: usize) {
+        let keys: Vec<(String, String)> = (0..n)
+            .map(|i| {
+                (
+                    format!("/services/apache/k{i:05}"),
+                    format!("10.{}.{}.{}:80", i / 65536, (i / 256) % 256, i % 256),
+                )
+            })
+            .collect();
+        for chunk in keys.chunks(100) {
+            let refs: Vec<(&str, &str)> = chunk
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            self.put_all(&refs);
+        }
+    }
+
     /// Deletes a key.
     pub fn delete(&self, key: &str) {
         self.post(
