@@ -73,11 +73,32 @@ fn run_case(case: &Path) -> Result<(), String> {
         let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
         rt.block_on(p.reconcile(view, InstallMode::default()))
             .map_err(|e| format!("{}: {e}", p.resource.name))?;
+        check_mode(&p.resource)?;
     }
     let (got, want) = (files(&out), files(&case.join("expected")));
     if got != want {
         return Err(format!(
             "output differs\n--- expected\n{want:#?}\n+++ got\n{got:#?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The installed file carries the resource's `mode` (0644 when unset: the output directory
+/// starts empty, so there is no live mode to keep).
+fn check_mode(resource: &reconfd::resource::Resource) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let want = resource.mode.unwrap_or(reconfd::install::DEFAULT_MODE);
+    let got = std::fs::metadata(&resource.dest)
+        .map_err(|e| format!("{}: {}: {e}", resource.name, resource.dest.display()))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if got != want {
+        return Err(format!(
+            "{}: {} has mode {got:04o}, the resource asks for {want:04o}",
+            resource.name,
+            resource.dest.display()
         ));
     }
     Ok(())
