@@ -16,12 +16,13 @@ use etcd_client::{
     Client, ConnectOptions, GetOptions, GetResponse, KvClient, Txn, TxnOp, TxnOpResponse,
 };
 
-use crate::config::{EtcdSettings, Password};
+use crate::config::EtcdSettings;
 use crate::store::{merge_prefixes, Snapshot};
 
 pub mod credentials;
 pub mod endpoints;
 pub mod follower;
+pub mod material;
 pub mod tls;
 pub mod watch;
 
@@ -129,16 +130,12 @@ pub fn key_ranges(prefixes: &[String]) -> Vec<(String, Option<String>)> {
 /// Loads everything [`connect`] needs from disk (TLS files, the password) without
 /// contacting etcd, so a daemon can refuse to start on a local mistake instead of retrying.
 pub async fn preflight(settings: &EtcdSettings) -> Result<(), EtcdError> {
-    tls::options(settings)?;
-    if let Some(user) = &settings.username {
-        password(settings, user).await?;
-    }
-    Ok(())
+    material::read(settings).await.map(drop)
 }
 
 /// Connects to etcd. The TLS files and the password are read now, at every connection, so
-/// replaced files are picked up by the next reconnect. With a username the client logs in
-/// here.
+/// replaced files are picked up by the next reconnect; a file that has become unusable is
+/// replaced by the version last read ([`material`]). With a username the client logs in here.
 ///
 /// Every call requires the member to have a leader (etcd's `hasleader`): a member cut off
 /// from the cluster's majority refuses new calls and ends our watch (after about three
@@ -150,11 +147,11 @@ pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
         .with_timeout(Duration::from_secs(10))
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
         .with_require_leader(true);
-    if let Some(tls) = tls::options(settings)? {
+    let material = material::for_connection(settings).await?;
+    if let Some(tls) = material.tls {
         opts = opts.with_tls(tls);
     }
-    if let Some(user) = &settings.username {
-        let password = password(settings, user).await?;
+    if let Some((user, password)) = &material.login {
         opts = opts
             .with_user(user.clone(), password.expose())
             .with_auto_token_refresh(true);
@@ -187,14 +184,6 @@ pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
                 },
             }
         })
-}
-
-/// The password, read off the async threads: the keyring speaks D-Bus synchronously.
-async fn password(settings: &EtcdSettings, user: &str) -> Result<Password, CredentialError> {
-    let (settings, user) = (settings.clone(), user.to_owned());
-    tokio::task::spawn_blocking(move || credentials::password(&settings, &user))
-        .await
-        .expect("reading the password panicked")
 }
 
 /// What probably causes a connection or read error, from its text: `"; …"` or empty.
