@@ -62,9 +62,9 @@ const FIELDS: &[&str] = &[
 
 /// Reads a confd resource file's text the way confd does; errors name `file` and the line.
 pub fn parse(file: &Path, text: &str) -> Result<ConfdResource, Diagnostic> {
-    let at = |offset: usize, msg: String| Diagnostic::at(file, text, offset, msg);
+    let rd = Reader { file, text };
     let doc = DeTable::parse(text).map_err(|e| match e.span() {
-        Some(span) => at(span.start, e.message().trim().to_owned()),
+        Some(span) => rd.at(span.start, e.message().trim().to_owned()),
         None => Diagnostic::file(file, e.message().trim().to_owned()),
     })?;
     let mut r = ConfdResource {
@@ -76,11 +76,47 @@ pub fn parse(file: &Path, text: &str) -> Result<ConfdResource, Diagnostic> {
             .collect(),
         ..Default::default()
     };
-    let mut table = None;
-    for (k, v) in doc.get_ref() {
-        if k.get_ref().eq_ignore_ascii_case("template") {
+    let table = rd.template_table(doc.get_ref(), &mut r.notes)?;
+    let src = rd.fields(table, &mut r)?;
+    rd.finish(r, src)
+}
+
+/// The file being read, for errors that name it and the line.
+struct Reader<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+/// `src` as found, with where its value starts.
+type Src = Option<(String, usize)>;
+
+impl Reader<'_> {
+    fn at(&self, offset: usize, msg: String) -> Diagnostic {
+        Diagnostic::at(self.file, self.text, offset, msg)
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        crate::diag::line_of(self.text, offset)
+    }
+
+    /// The one `[template]` table (any case); other top-level keys are noted and dropped.
+    fn template_table<'d>(
+        &self,
+        doc: &'d DeTable<'d>,
+        notes: &mut Vec<String>,
+    ) -> Result<&'d DeTable<'d>, Diagnostic> {
+        let mut table = None;
+        for (k, v) in doc {
+            if !k.get_ref().eq_ignore_ascii_case("template") {
+                notes.push(format!(
+                    "dropped top-level `{}` (line {}), which confd ignores",
+                    k.get_ref(),
+                    self.line(k.span().start)
+                ));
+                continue;
+            }
             if table.is_some() {
-                return Err(at(
+                return Err(self.at(
                     k.span().start,
                     "more than one [template] table (spelled with different case); confd \
                      would pick one at random"
@@ -90,215 +126,250 @@ pub fn parse(file: &Path, text: &str) -> Result<ConfdResource, Diagnostic> {
             match v.get_ref() {
                 DeValue::Table(t) => table = Some(t),
                 _ => {
-                    return Err(at(
+                    return Err(self.at(
                         v.span().start,
                         "`template` must be a table ([template])".into(),
                     ))
                 }
             }
-        } else {
-            r.notes.push(format!(
-                "dropped top-level `{}` (line {}), which confd ignores",
-                k.get_ref(),
-                crate::diag::line_of(text, k.span().start)
-            ));
         }
+        table.ok_or_else(|| {
+            Diagnostic::file(
+                self.file,
+                "no [template] table (confd fails on it: empty src template)",
+            )
+        })
     }
-    let Some(table) = table else {
-        return Err(Diagnostic::file(
-            file,
-            "no [template] table (confd fails on it: empty src template)",
-        ));
-    };
 
-    // BurntSushi/toml matches keys to fields ignoring case; two spellings of one field are
-    // decoded in Go's random map order.
-    let mut seen: Vec<(&str, usize)> = Vec::new();
-    let mut src = None;
-    for (k, v) in table {
-        let key = k.get_ref().as_ref();
-        let Some(field) = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(key)) else {
-            let hint = match key.to_ascii_lowercase().as_str() {
-                "owner" | "group" => {
-                    " (reconfd supports it: add it back if you meant it)".to_owned()
+    /// Every key of `[template]` into `r`; returns `src`. BurntSushi/toml matches keys to
+    /// fields ignoring case; two spellings of one field are decoded in Go's random map order,
+    /// so they are an error here.
+    fn fields(&self, table: &DeTable<'_>, r: &mut ConfdResource) -> Result<Src, Diagnostic> {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        let mut src = None;
+        for (k, v) in table {
+            let key = k.get_ref().as_ref();
+            let Some(field) = FIELDS.iter().find(|f| f.eq_ignore_ascii_case(key)) else {
+                let hint = match key.to_ascii_lowercase().as_str() {
+                    "owner" | "group" => " (reconfd supports it: add it back if you meant it)",
+                    _ => "",
+                };
+                r.notes.push(format!(
+                    "dropped `{key}` (line {}), which confd ignores{hint}",
+                    self.line(k.span().start)
+                ));
+                continue;
+            };
+            if let Some((_, other)) = seen.iter().find(|(f, _)| f == field) {
+                // Report the later of the two, naming the earlier.
+                let (later, earlier) = if *other < k.span().start {
+                    (k.span().start, *other)
+                } else {
+                    (*other, k.span().start)
+                };
+                return Err(self.at(
+                    later,
+                    format!(
+                        "{field} is set twice (also on line {}); confd would pick one at random",
+                        self.line(earlier)
+                    ),
+                ));
+            }
+            seen.push((field, k.span().start));
+            match *field {
+                "uid" | "gid" => self.id_field(field, key, v, r)?,
+                "keys" => self.keys_field(key, v, r)?,
+                _ => {
+                    let DeValue::String(s) = v.get_ref() else {
+                        return Err(self.wrong(key, v, "a string"));
+                    };
+                    if *field == "src" {
+                        src = Some((s.to_string(), v.span().start));
+                    } else {
+                        self.string_field(field, s.to_string(), v.span().start, r)?;
+                    }
                 }
-                _ => String::new(),
-            };
-            r.notes.push(format!(
-                "dropped `{key}` (line {}), which confd ignores{hint}",
-                crate::diag::line_of(text, k.span().start)
-            ));
-            continue;
+            }
+        }
+        Ok(src)
+    }
+
+    fn wrong(&self, key: &str, v: &Spanned<DeValue<'_>>, want: &str) -> Diagnostic {
+        self.at(
+            v.span().start,
+            format!("`{key}` must be {want} (confd fails this resource)"),
+        )
+    }
+
+    /// `dest`, `prefix`, `mode`, `check_cmd` or `reload_cmd`, whose value `s` starts at `offset`.
+    fn string_field(
+        &self,
+        field: &str,
+        s: String,
+        offset: usize,
+        r: &mut ConfdResource,
+    ) -> Result<(), Diagnostic> {
+        match field {
+            "dest" => r.dest = s,
+            "prefix" => r.prefix = Some(s),
+            "mode" => {
+                let applied = mode(&s).map_err(|m| self.at(offset, m))?;
+                r.mode = Some(applied);
+                r.notes.extend(mode_note(&s, applied));
+            }
+            // confd skips an empty command and runs a blank one as a no-op; reconfd rejects
+            // both, so both are left out.
+            _ => {
+                let cmd = if s.trim().is_empty() {
+                    if !s.is_empty() {
+                        r.notes.push(format!(
+                            "{field} {s:?} is blank (a no-op for confd): left out"
+                        ));
+                    }
+                    None
+                } else {
+                    Some(s)
+                };
+                if field == "check_cmd" {
+                    r.check_cmd = cmd;
+                } else {
+                    r.reload_cmd = cmd;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `uid` or `gid`: an integer, -1 meaning unset as in confd.
+    fn id_field(
+        &self,
+        field: &str,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+        r: &mut ConfdResource,
+    ) -> Result<(), Diagnostic> {
+        let DeValue::Integer(i) = v.get_ref() else {
+            return Err(self.wrong(key, v, "an integer"));
         };
-        if let Some((_, other)) = seen.iter().find(|(f, _)| f == field) {
-            // Report the later of the two, naming the earlier.
-            let (later, earlier) = if *other < k.span().start {
-                (k.span().start, *other)
-            } else {
-                (*other, k.span().start)
+        let n = i64::from_str_radix(i.as_str(), i.radix())
+            .map_err(|_| self.wrong(key, v, "an integer that fits Go's int"))?;
+        let id = match n {
+            -1 => None,
+            n => Some(u32::try_from(n).map_err(|_| {
+                self.at(
+                    v.span().start,
+                    format!(
+                        "`{key}` = {n} is not a valid id (confd's chown fails silently; \
+                         reconfd needs 0 to 4294967295 or no {field})"
+                    ),
+                )
+            })?),
+        };
+        if field == "uid" {
+            r.uid = id;
+        } else {
+            r.gid = id;
+        }
+        Ok(())
+    }
+
+    /// `keys`: an array of strings, each checked by [`key_of`].
+    fn keys_field(
+        &self,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+        r: &mut ConfdResource,
+    ) -> Result<(), Diagnostic> {
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(self.wrong(key, v, "an array of strings"));
+        };
+        for item in items {
+            let DeValue::String(s) = item.get_ref() else {
+                return Err(self.at(
+                    item.span().start,
+                    "`keys` must hold only strings (confd fails this resource)".into(),
+                ));
             };
-            return Err(at(
-                later,
+            r.keys
+                .push(key_of(s, item, self.text, self.file, &mut r.notes)?);
+        }
+        Ok(())
+    }
+
+    /// What confd requires of the whole resource (`src`, an absolute `dest`, keys), and the
+    /// notes on what means something else under reconfd.
+    fn finish(&self, mut r: ConfdResource, src: Src) -> Result<ConfdResource, Diagnostic> {
+        match src {
+            Some((s, _)) if !s.is_empty() => r.src = s,
+            Some((_, offset)) => {
+                return Err(self.at(offset, "src is empty (confd: empty src template)".into()))
+            }
+            None => {
+                return Err(self.at(
+                    0,
+                    "[template] has no src (confd: empty src template)".into(),
+                ))
+            }
+        }
+        if r.dest.is_empty() || !Path::new(&r.dest).is_absolute() {
+            return Err(Diagnostic::file(
+                self.file,
                 format!(
-                    "{field} is set twice (also on line {}); confd would pick one at random",
-                    crate::diag::line_of(text, earlier)
+                    "dest {:?} is not an absolute path (confd would resolve it against its \
+                     working directory); reconfd needs an absolute dest",
+                    r.dest
                 ),
             ));
         }
-        seen.push((field, k.span().start));
-        let wrong = |want: &str| {
-            at(
-                v.span().start,
-                format!("`{key}` must be {want} (confd fails this resource)"),
-            )
-        };
-        match *field {
-            "src" | "dest" | "prefix" | "mode" | "check_cmd" | "reload_cmd" => {
-                let DeValue::String(s) = v.get_ref() else {
-                    return Err(wrong("a string"));
-                };
-                let s = s.to_string();
-                match *field {
-                    "src" => src = Some((s, v.span().start)),
-                    "dest" => r.dest = s,
-                    "prefix" => r.prefix = Some(s),
-                    "mode" => {
-                        let applied = mode(&s).map_err(|m| at(v.span().start, m))?;
-                        r.mode = Some(applied);
-                        let parsed = go_parse_uint(&s).unwrap_or_default();
-                        let written = octal(applied);
-                        if parsed != u64::from(applied) {
-                            r.notes.push(format!(
-                                "mode {s:?} is {parsed:#o} to Go's ParseUint (base 0: a leading \
-                                 0 is octal, 0x hex, else decimal); confd applies only {written} \
-                                 of it (os.Chmod keeps the permission bits), so it is written \
-                                 as \"{written}\": check that this is what you want"
-                            ));
-                        } else if s != written {
-                            r.notes.push(format!(
-                                "mode {s:?} (Go's ParseUint, base 0) is written as \"{written}\""
-                            ));
-                        }
-                    }
-                    // confd skips an empty command and runs a blank one as a no-op;
-                    // reconfd rejects both, so both are left out.
-                    "check_cmd" | "reload_cmd" => {
-                        let cmd = if s.trim().is_empty() {
-                            if !s.is_empty() {
-                                r.notes.push(format!(
-                                    "{field} {s:?} is blank (a no-op for confd): left out"
-                                ));
-                            }
-                            None
-                        } else {
-                            Some(s)
-                        };
-                        if *field == "check_cmd" {
-                            r.check_cmd = cmd;
-                        } else {
-                            r.reload_cmd = cmd;
-                        }
-                    }
-                    _ => unreachable!("string fields are listed above"),
-                }
-            }
-            "uid" | "gid" => {
-                let DeValue::Integer(i) = v.get_ref() else {
-                    return Err(wrong("an integer"));
-                };
-                let n = i64::from_str_radix(i.as_str(), i.radix())
-                    .map_err(|_| wrong("an integer that fits Go's int"))?;
-                let id = match n {
-                    -1 => None,
-                    n => Some(u32::try_from(n).map_err(|_| {
-                        at(
-                            v.span().start,
-                            format!(
-                                "`{key}` = {n} is not a valid id (confd's chown fails \
-                                 silently; reconfd needs 0 to 4294967295 or no {field})"
-                            ),
-                        )
-                    })?),
-                };
-                if *field == "uid" {
-                    r.uid = id;
-                } else {
-                    r.gid = id;
-                }
-            }
-            _ => {
-                let DeValue::Array(items) = v.get_ref() else {
-                    return Err(wrong("an array of strings"));
-                };
-                for item in items {
-                    let DeValue::String(s) = item.get_ref() else {
-                        return Err(at(
-                            item.span().start,
-                            "`keys` must hold only strings (confd fails this resource)".into(),
-                        ));
-                    };
-                    r.keys.push(key_of(s, item, text, file, &mut r.notes)?);
-                }
-            }
+        if r.keys.is_empty() {
+            return Err(Diagnostic::file(
+                self.file,
+                "no keys: reconfd needs at least one key to watch (use keys = [\"/\"] for \
+                 everything under the prefix)",
+            ));
         }
-    }
-    match src {
-        Some((s, _)) if !s.is_empty() => r.src = s,
-        Some((_, offset)) => {
-            return Err(at(
-                offset,
-                "src is empty (confd: empty src template)".into(),
-            ))
-        }
-        None => {
-            return Err(at(
-                0,
-                "[template] has no src (confd: empty src template)".into(),
-            ))
-        }
-    }
-    if r.dest.is_empty() || !Path::new(&r.dest).is_absolute() {
-        return Err(Diagnostic::file(
-            file,
-            format!(
-                "dest {:?} is not an absolute path (confd would resolve it against its \
-                 working directory); reconfd needs an absolute dest",
-                r.dest
-            ),
-        ));
-    }
-    if r.keys.is_empty() {
-        return Err(Diagnostic::file(
-            file,
-            "no keys: reconfd needs at least one key to watch (use keys = [\"/\"] for \
-             everything under the prefix)",
-        ));
-    }
-    if let Some(cmd) = &r.check_cmd {
-        if let Some(note) = check_cmd_note(cmd) {
+        if let Some(note) = r.check_cmd.as_deref().and_then(check_cmd_note) {
             r.notes.push(note);
         }
-    }
-    if let Some(cmd) = &r.reload_cmd {
-        if cmd.contains("{{") {
+        if r.reload_cmd.as_deref().is_some_and(|c| c.contains("{{")) {
             r.notes.push(
                 "reload_cmd contains `{{`: confd runs reload_cmd as written, reconfd replaces \
                  {{.src}} and {{.dest}} in it"
                     .into(),
             );
         }
+        if r.prefix
+            .as_deref()
+            .is_some_and(|p| !p.trim_matches('/').is_empty())
+        {
+            r.notes.push(
+                "prefix: confd's -prefix flag replaced it, reconfd's global prefix is joined \
+                 before it"
+                    .into(),
+            );
+        }
+        Ok(r)
     }
-    if r.prefix
-        .as_deref()
-        .is_some_and(|p| !p.trim_matches('/').is_empty())
-    {
-        r.notes.push(
-            "prefix: confd's -prefix flag replaced it, reconfd's global prefix is joined \
-             before it"
-                .into(),
-        );
+}
+
+/// What to tell about `mode = s` when confd applies `applied` of it.
+fn mode_note(s: &str, applied: u32) -> Option<String> {
+    let parsed = go_parse_uint(s).unwrap_or_default();
+    let written = octal(applied);
+    if parsed != u64::from(applied) {
+        Some(format!(
+            "mode {s:?} is {parsed:#o} to Go's ParseUint (base 0: a leading 0 is octal, 0x \
+             hex, else decimal); confd applies only {written} of it (os.Chmod keeps the \
+             permission bits), so it is written as \"{written}\": check that this is what \
+             you want"
+        ))
+    } else if s != written {
+        Some(format!(
+            "mode {s:?} (Go's ParseUint, base 0) is written as \"{written}\""
+        ))
+    } else {
+        None
     }
-    Ok(r)
 }
 
 /// One entry of `keys`, checked against what reconfd accepts.
