@@ -22,7 +22,15 @@ fn current_view() -> TeraResult<std::sync::Arc<KvView>> {
 /// Registers every function and filter on `tera`. Must run before templates are added:
 /// Tera resolves function and filter names when it compiles a template.
 pub(crate) fn register(tera: &mut Tera) {
-    // Store functions.
+    register_store(tera);
+    register_strings(tera);
+    register_data(tera);
+    register_lists(tera);
+    register_lookups(tera);
+}
+
+/// The store: values and keys under the resource's prefix, at one revision.
+fn register_store(tera: &mut Tera) {
     func(tera, "getv", getv);
     func(tera, "getvs", |kw| {
         let p = str_arg(kw, "pattern")?;
@@ -55,8 +63,10 @@ pub(crate) fn register(tera: &mut Tera) {
     func(tera, "exists", |kw| {
         Ok(current_view()?.exists(str_arg(kw, "key")?).into())
     });
+}
 
-    // Path and string helpers; the first six are filters too (the interface contract).
+/// Path and string helpers; the first six are filters too (the interface contract).
+fn register_strings(tera: &mut Tera) {
     func(tera, "base", |kw| {
         Ok(gopath::base(str_arg(kw, "path")?).into())
     });
@@ -116,8 +126,10 @@ pub(crate) fn register(tera: &mut Tera) {
     filter(tera, "trimSuffix", &["suffix"], |v, kw| {
         Ok(trim_suffix(str_input(v)?, str_arg(kw, "suffix")?).into())
     });
+}
 
-    // Data helpers.
+/// Data helpers: JSON, maps, the environment, times, numbers and booleans.
+fn register_data(tera: &mut Tera) {
     func(tera, "json", |kw| json_object(str_arg(kw, "s")?));
     func(tera, "jsonArray", |kw| json_array(str_arg(kw, "s")?));
     filter(tera, "json", &[], |v, _| json_object(str_input(v)?));
@@ -160,8 +172,10 @@ pub(crate) fn register(tera: &mut Tera) {
     filter(tera, "parseBool", &[], |v, _| {
         parse_bool(str_input(v)?).map(Value::from)
     });
+}
 
-    // List helpers. `reverse` as a filter is Tera's built-in one.
+/// List helpers. `reverse` as a filter is Tera's built-in one.
+fn register_lists(tera: &mut Tera) {
     func(tera, "reverse", |kw| {
         Ok(list_arg(kw, "list")?
             .iter()
@@ -182,8 +196,10 @@ pub(crate) fn register(tera: &mut Tera) {
     filter(tera, "sortKVByLength", &[], |v, _| {
         sort_kv_by_length(list_input(v)?)
     });
+}
 
-    // Host lookups.
+/// Host lookups (DNS), as confd's `lookupIP` and `lookupSRV`.
+fn register_lookups(tera: &mut Tera) {
     func(tera, "lookupIP", |kw| {
         Ok(lookup_ip(str_arg(kw, "name")?, |_| true).into())
     });
