@@ -16,7 +16,7 @@ pub fn run(o: &Overrides) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let (count, problems, warnings) = check(&settings);
+    let (count, problems, warnings) = diagnose(&settings);
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -36,7 +36,7 @@ pub fn run(o: &Overrides) -> u8 {
 }
 
 /// Checks everything; returns the number of resource files, the problems and the warnings.
-pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec<Diagnostic>) {
+pub fn diagnose(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec<Diagnostic>) {
     let loaded = reconciler::load(settings);
     let files = loaded.files();
     let mut problems = loaded.errors;
@@ -45,10 +45,10 @@ pub fn check(settings: &crate::config::Settings) -> (usize, Vec<Diagnostic>, Vec
         .config_file
         .clone()
         .unwrap_or_else(|| "<command line>".into());
-    for e in etcd::tls::check(&settings.etcd) {
+    for e in etcd::tls::file_problems(&settings.etcd) {
         problems.push(Diagnostic::file(&config, e.to_string()));
     }
-    let (bad, odd) = etcd::credentials::check(&settings.etcd);
+    let (bad, odd) = etcd::credentials::source_problems(&settings.etcd);
     problems.extend(bad.into_iter().map(|m| Diagnostic::file(&config, m)));
     warnings.extend(odd.into_iter().map(|m| Diagnostic::file(&config, m)));
     let resources = loaded.prepared.iter().map(|p| &p.resource);

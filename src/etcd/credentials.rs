@@ -171,7 +171,7 @@ pub fn password(settings: &EtcdSettings, user: &str) -> Result<Password, Credent
 /// Problems `reconfd check` can find without using the password: an unreadable or exposed
 /// password file, a missing credential, more than one source configured. Returns
 /// `(problems, warnings)`.
-pub fn check(settings: &EtcdSettings) -> (Vec<String>, Vec<String>) {
+pub fn source_problems(settings: &EtcdSettings) -> (Vec<String>, Vec<String>) {
     let (mut problems, mut warnings) = (Vec::new(), Vec::new());
     let Some(user) = &settings.username else {
         return (problems, warnings);
@@ -388,7 +388,7 @@ mod tests {
             assert!(e.contains(&format!("readable by {who}")), "{e}");
             assert!(e.contains("\"reconfd\""), "{e}");
             assert!(!e.contains("hunter2"), "{e}");
-            assert_eq!(check(&s).0.len(), 1);
+            assert_eq!(source_problems(&s).0.len(), 1);
         }
         // Owner-only, even writable by group, is accepted: the rule is about reading.
         s.password_file = Some(secret(d.path(), "pw", "hunter2\n", 0o620));
@@ -403,7 +403,7 @@ mod tests {
         let e = password(&s, "reconfd").unwrap_err().to_string();
         assert!(e.contains("empty") && e.contains("password file"), "{e}");
         // `check` refuses it too, naming the file: `run` would not start with it.
-        let problems = check(&s).0;
+        let problems = source_problems(&s).0;
         assert!(
             problems.len() == 1 && problems[0].contains("empty") && problems[0].contains("pw"),
             "{problems:?}"
@@ -436,7 +436,7 @@ mod tests {
         assert_eq!(source(&s), Source::Credential("etcd".into()));
         s.password_file = Some("/p".into());
         assert_eq!(source(&s), Source::File("/p".into()));
-        let (_, warnings) = check(&s);
+        let (_, warnings) = source_problems(&s);
         assert!(
             warnings[0].contains("password file /p is used")
                 && warnings[0].contains("systemd credential")

@@ -116,7 +116,7 @@ pub fn options(settings: &EtcdSettings) -> Result<Option<TlsOptions>, TlsError> 
 }
 
 /// Every problem with the TLS files, for `reconfd check` (no connection is made).
-pub fn check(settings: &EtcdSettings) -> Vec<TlsError> {
+pub fn file_problems(settings: &EtcdSettings) -> Vec<TlsError> {
     let mut problems = Vec::new();
     if !uses_tls(settings) {
         return problems;
@@ -276,7 +276,7 @@ mod tests {
     fn files_are_named_with_what_is_wrong() {
         let d = tempfile::tempdir().unwrap();
         let s = settings(d.path());
-        let problems: Vec<String> = check(&s).iter().map(|e| e.to_string()).collect();
+        let problems: Vec<String> = file_problems(&s).iter().map(|e| e.to_string()).collect();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("ca.pem") && problems[0].contains("cannot read the CA file"));
         assert!(problems[1].contains("client.pem"));
@@ -287,7 +287,7 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         )
         .unwrap();
-        let problems: Vec<String> = check(&s).iter().map(|e| e.to_string()).collect();
+        let problems: Vec<String> = file_problems(&s).iter().map(|e| e.to_string()).collect();
         assert!(
             problems[0].starts_with("no certificate in ") && problems[0].contains("not a PEM file"),
             "{problems:?}"
@@ -300,7 +300,7 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
-        let problems: Vec<String> = check(&s).iter().map(|e| e.to_string()).collect();
+        let problems: Vec<String> = file_problems(&s).iter().map(|e| e.to_string()).collect();
         assert!(problems[0].contains("certificate #1"), "{problems:?}");
     }
 
@@ -309,7 +309,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut s = settings(d.path());
         s.endpoints = vec!["http://127.0.0.1:2379".into()];
-        assert!(check(&s).is_empty());
+        assert!(file_problems(&s).is_empty());
         assert!(options(&s).unwrap().is_none());
     }
 
