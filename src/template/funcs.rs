@@ -190,31 +190,97 @@ fn nonzero(b: i64) -> Result<i64, String> {
     }
 }
 
-/// Go's `base64.StdEncoding`: padded; decoding skips CR and LF and ignores trailing bits.
-const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-);
+/// Go's `base64.StdEncoding` for encoding (padded); decoding is [`decode_std_base64`].
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// confd's `base64Encode`.
 pub(crate) fn b64_encode(s: &str) -> String {
     B64.encode(s)
 }
 
-/// confd's `base64Decode`.
+/// confd's `base64Decode`: Go's `base64.StdEncoding.DecodeString`, whose leniency (CR and
+/// LF skipped anywhere, non-zero trailing bits accepted) and error offsets (Go's
+/// `CorruptInputError`) [`decode_std_base64`] reproduces.
 pub(crate) fn b64_decode(s: &str) -> Result<String, String> {
-    let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-    let bytes = B64.decode(cleaned).map_err(|e| {
-        use base64::DecodeError as E;
-        // Go's CorruptInputError wording; the offset is where decoding stopped.
-        let at = match e {
-            E::InvalidByte(at, _) | E::InvalidLastSymbol(at, _) => at,
-            E::InvalidLength(len) => len,
-            E::InvalidPadding => s.len(),
-        };
-        format!("illegal base64 data at input byte {at}")
-    })?;
+    let bytes = decode_std_base64(s.as_bytes())
+        .map_err(|at| format!("illegal base64 data at input byte {at}"))?;
     String::from_utf8(bytes).map_err(|_| "the decoded data is not UTF-8 text".to_owned())
+}
+
+/// The 6-bit value of a standard-alphabet base64 character.
+fn b64_digit(c: u8) -> Option<u32> {
+    match c {
+        b'A'..=b'Z' => Some(u32::from(c - b'A')),
+        b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+        b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Padded standard base64, decoded group by group of four digits as Go 1.19 does; the error
+/// is the input offset Go reports: an unknown byte's own, a short last group's start, a
+/// misplaced `=`'s, or the first byte after the padding.
+fn decode_std_base64(src: &[u8]) -> Result<Vec<u8>, usize> {
+    let skip_newlines = |mut i: usize| {
+        while i < src.len() && matches!(src[i], b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::with_capacity(src.len() / 4 * 3);
+    let mut i = 0;
+    loop {
+        let mut group = [0u32; 4];
+        let mut have = 0;
+        let mut padded = false;
+        while have < 4 {
+            if i == src.len() {
+                if have == 0 {
+                    return Ok(out);
+                }
+                // A padded encoding needs whole groups.
+                return Err(i - have);
+            }
+            let c = src[i];
+            i += 1;
+            if let Some(d) = b64_digit(c) {
+                group[have] = d;
+                have += 1;
+                continue;
+            }
+            if c == b'\n' || c == b'\r' {
+                continue;
+            }
+            if c != b'=' || have < 2 {
+                return Err(i - 1);
+            }
+            if have == 2 {
+                // "xx" takes "==": the second one may come after line breaks.
+                i = skip_newlines(i);
+                if i == src.len() {
+                    return Err(src.len());
+                }
+                if src[i] != b'=' {
+                    return Err(i - 1);
+                }
+                i += 1;
+            }
+            i = skip_newlines(i);
+            if i < src.len() {
+                return Err(i);
+            }
+            padded = true;
+            break;
+        }
+        let bits = group[0] << 18 | group[1] << 12 | group[2] << 6 | group[3];
+        let bytes = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
+        out.extend_from_slice(&bytes[..have - 1]);
+        if padded {
+            return Ok(out);
+        }
+    }
 }
 
 /// `sortByLength` / `sortKVByLength`: by byte length (Go's `len`), shortest first; equal
@@ -262,4 +328,45 @@ pub(crate) fn lookup_srv(service: &str, proto: &str, name: &str) -> Vec<Srv> {
 /// confd's `fileExists`: false only when the path does not exist (a permission error is true).
 pub(crate) fn file_exists(path: &str) -> bool {
     !matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_std_base64;
+
+    /// Results and offsets as Go 1.19's `base64.StdEncoding.DecodeString` gives them.
+    #[test]
+    fn base64_decodes_and_fails_as_go() {
+        let ok: &[(&str, &str)] = &[
+            ("YQ==", "a"),
+            ("YR==", "a"),
+            ("YWJj", "abc"),
+            ("YW\nJj", "abc"),
+            ("YQ==\n", "a"),
+            ("YWJ=", "ab"),
+            ("a\r\nGk=", "hi"),
+            ("YQ\n=\n=", "a"),
+            ("", ""),
+        ];
+        for (src, want) in ok {
+            assert_eq!(
+                decode_std_base64(src.as_bytes()).unwrap(),
+                want.as_bytes(),
+                "{src:?}"
+            );
+        }
+        let bad: &[(&str, usize)] = &[
+            ("YQ", 0),
+            ("YQ=", 3),
+            ("YQ=x", 2),
+            ("YQ==x", 4),
+            ("Y", 0),
+            ("=", 0),
+            ("!!!!", 0),
+            ("YWJjYQ", 4),
+        ];
+        for (src, at) in bad {
+            assert_eq!(decode_std_base64(src.as_bytes()), Err(*at), "{src:?}");
+        }
+    }
 }

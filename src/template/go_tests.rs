@@ -127,6 +127,12 @@ fn arguments_are_checked_like_go() {
     assert!(render_err(r#"{{div 1 0}}"#, WEB)
         .contains("error calling div: runtime error: integer divide by zero"));
     assert!(render_err(r#"{{map "a"}}"#, WEB).contains("error calling map: invalid map call"));
+    // A JSON null met through range is an empty `interface {}`, which Go names so.
+    assert!(render_err(
+        r#"{{range jsonArray "[null]"}}{{base64Encode .}}{{end}}"#,
+        WEB
+    )
+    .contains("wrong type for value; expected string; got interface {}"));
 }
 
 #[test]

@@ -417,12 +417,8 @@ fn index(a: Vec<Value>) -> Res {
                 let x = index_arg(idx, s.len())?;
                 match s.as_bytes().get(x) {
                     Some(b) => Value::Int(i64::from(*b), IntType::Uint8),
-                    None => {
-                        return Err(format!(
-                            "runtime error: index out of range [{x}] with length {}",
-                            s.len()
-                        ))
-                    }
+                    // index_arg lets x == len through; reflect's Index then panics.
+                    None => return Err("reflect: string index out of range".into()),
                 }
             }
             Value::Slice(sl) => {

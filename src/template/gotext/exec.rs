@@ -798,10 +798,15 @@ impl<'p> State<'p> {
                 },
             });
         }
+        // A nil here is an `interface {}` holding nothing (a JSON null met through range, a
+        // variable or dot): Go cannot unwrap it and names the interface type.
+        let got = match value.v {
+            Value::Nil => "interface {}",
+            ref v => v.type_name(),
+        };
         self.errorf(format_args!(
-            "wrong type for value; expected {}; got {}",
-            typ.name(),
-            value.v.type_name()
+            "wrong type for value; expected {}; got {got}",
+            typ.name()
         ))
     }
 }
