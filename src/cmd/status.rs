@@ -151,16 +151,20 @@ fn ask(args: &ClientArgs, request: &Request) -> Result<Reply, u8> {
     let _ = stream.set_write_timeout(Some(TIMEOUT));
     let mut line = serde_json::to_string(request).map_err(|_| exit::FAILED)?;
     line.push('\n');
-    if let Err(e) = stream.write_all(line.as_bytes()) {
-        return Err(not_running(&e));
-    }
+    // A refusal is sent without reading the request, so the write may fail on a closed
+    // connection that still holds the answer.
+    let written = stream.write_all(line.as_bytes());
     let mut answer = String::new();
-    if let Err(e) = BufReader::new(&stream).read_line(&mut answer) {
-        eprintln!("reconfd: no answer on {}: {e}", path.display());
-        return Err(exit::FAILED);
-    }
+    let read = BufReader::new(&stream).read_line(&mut answer);
     if answer.trim().is_empty() {
-        return Err(not_running(&"it closed the connection"));
+        return Err(match (written, read) {
+            (Err(e), _) => not_running(&e),
+            (Ok(()), Err(e)) => {
+                eprintln!("reconfd: no answer on {}: {e}", path.display());
+                exit::FAILED
+            }
+            (Ok(()), Ok(_)) => not_running(&"it closed the connection"),
+        });
     }
     serde_json::from_str(answer.trim()).map_err(|e| {
         eprintln!("reconfd: cannot read the daemon's answer: {e}");
