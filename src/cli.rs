@@ -403,7 +403,7 @@ pub struct ClientArgs {
     /// /run/reconfd/control.sock].
     #[arg(long, value_name = "PATH", env = "RECONFD_CONTROL_SOCKET")]
     pub control_socket: Option<PathBuf>,
-    /// The socket of the instance reconfd@NAME (/run/reconfd/NAME/control.sock).
+    /// The socket of the instance reconfd@NAME (/run/reconfd-NAME/control.sock).
     #[arg(long, value_name = "NAME", conflicts_with = "control_socket")]
     pub instance: Option<String>,
 }

@@ -106,7 +106,7 @@ fn unexpected(reply: &Reply) -> u8 {
 /// the default.
 pub fn socket_path(args: &ClientArgs) -> PathBuf {
     if let Some(name) = &args.instance {
-        return PathBuf::from(format!("/run/reconfd/{name}/control.sock"));
+        return PathBuf::from(format!("/run/reconfd-{name}/control.sock"));
     }
     if let Some(p) = &args.control_socket {
         return p.clone();
