@@ -114,6 +114,20 @@ pub struct LogArgs {
     pub log_format: crate::logging::Format,
 }
 
+/// Where the running daemon can be watched from, overriding `[metrics]` and `[control]`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Monitoring")]
+pub struct ObserveArgs {
+    /// Serve /metrics, /healthz and /readyz on ADDR:PORT (e.g. 127.0.0.1:9612) or an
+    /// absolute unix socket path [default: off, or metrics.listen in the config file].
+    #[arg(long, value_name = "ADDR", env = "RECONFD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// The control socket `reconfd status` talks to [default: /run/reconfd/control.sock, or
+    /// control.socket in the config file].
+    #[arg(long, value_name = "PATH", env = "RECONFD_CONTROL_SOCKET")]
+    pub control_socket: Option<PathBuf>,
+}
+
 /// Every option a subcommand may take, merged into one view; what a subcommand does not take
 /// stays at its default. Built by [`Cli::global`].
 #[derive(Debug, Clone, Default)]
@@ -130,6 +144,8 @@ pub struct GlobalArgs {
     pub log_target: crate::logging::Target,
     /// `--log-format`
     pub log_format: crate::logging::Format,
+    /// `--metrics-listen`, `--control-socket` (`run`).
+    pub observe: ObserveArgs,
 }
 
 impl Cli {
@@ -142,6 +158,7 @@ impl Cli {
             log_level: log.log_level.clone(),
             log_target: log.log_target,
             log_format: log.log_format,
+            observe: ObserveArgs::default(),
         };
         match &self.command {
             Command::Run {
@@ -149,9 +166,13 @@ impl Cli {
                 etcd,
                 noop,
                 log,
+                observe,
                 ..
-            }
-            | Command::Once {
+            } => GlobalArgs {
+                observe: observe.clone(),
+                ..with(config, etcd, *noop, log)
+            },
+            Command::Once {
                 config,
                 etcd,
                 noop,
@@ -175,6 +196,17 @@ impl Cli {
                 etcd: EtcdArgs {
                     username: username.clone(),
                     ..EtcdArgs::default()
+                },
+                ..GlobalArgs::default()
+            },
+            Command::Status { observe, .. } | Command::Approve { observe, .. } => GlobalArgs {
+                config: ConfigArgs {
+                    config: observe.config.clone(),
+                    confdir: None,
+                },
+                observe: ObserveArgs {
+                    metrics_listen: None,
+                    control_socket: observe.control_socket.clone(),
                 },
                 ..GlobalArgs::default()
             },
@@ -203,6 +235,8 @@ impl GlobalArgs {
             cert_file: self.etcd.cert_file.clone(),
             key_file: self.etcd.key_file.clone(),
             log_level: self.log_level.clone().map(String::from),
+            metrics_listen: self.observe.metrics_listen.clone(),
+            control_socket: self.observe.control_socket.clone(),
         }
     }
 }
@@ -229,6 +263,36 @@ pub enum Command {
         /// Logging.
         #[command(flatten)]
         log: LogArgs,
+        /// Metrics listener and control socket.
+        #[command(flatten)]
+        observe: ObserveArgs,
+    },
+    /// Show how the running daemon's resources stand, from its control socket: state,
+    /// revision, last install, pending changes or deferred reload, last error.
+    ///
+    /// Exit status: 0 every resource in sync (or deferred by the reload limit); 1 a resource
+    /// is failing, held or not reconciled yet; 3 no daemon answers on the control socket;
+    /// 77 the socket refused this user (only root and the daemon's user may ask).
+    Status {
+        /// Print JSON (one object) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Where the daemon listens.
+        #[command(flatten)]
+        observe: ClientArgs,
+    },
+    /// Install the held render of a resource (one its guard stopped), through the running
+    /// daemon's control socket. Prints what came of it: accepted, not_held or unknown.
+    ///
+    /// Exit status: 0 accepted; 1 not held or no such resource; 3 no daemon answers; 77
+    /// refused.
+    Approve {
+        /// The resource's name (its file name without .toml).
+        #[arg(value_name = "NAME")]
+        resource: String,
+        /// Where the daemon listens.
+        #[command(flatten)]
+        observe: ClientArgs,
     },
     /// Render every resource once from one consistent read of etcd, then exit
     /// (non-zero if any resource failed).
@@ -326,6 +390,22 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// How `status` and `approve` find the daemon's control socket.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientArgs {
+    /// The daemon's config file, for control.socket (a missing default file means the default
+    /// socket).
+    #[arg(long, value_name = "PATH", env = "RECONFD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The control socket [default: control.socket of the config, else
+    /// /run/reconfd/control.sock].
+    #[arg(long, value_name = "PATH", env = "RECONFD_CONTROL_SOCKET")]
+    pub control_socket: Option<PathBuf>,
+    /// The socket of the instance reconfd@NAME (/run/reconfd-NAME/control.sock).
+    #[arg(long, value_name = "NAME", conflicts_with = "control_socket")]
+    pub instance: Option<String>,
 }
 
 /// `reconfd credentials` actions.

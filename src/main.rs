@@ -42,6 +42,8 @@ fn main() -> ExitCode {
             force: *force,
         }),
         Command::Once { .. } => cmd::runtime().block_on(cmd::once::run(&overrides, global.noop)),
+        Command::Status { json, observe } => cmd::status::status(observe, *json),
+        Command::Approve { resource, observe } => cmd::status::approve(observe, resource),
         Command::Run { interval, .. } => cmd::run::run(overrides, *interval, global.noop),
         // Only reached with reconfd options before `confd` (`reconfd confd ...` went to
         // confd's parser above): they cannot apply to confd's command line.

@@ -16,6 +16,8 @@
 //!   progress finishes first) and the new one starts; owed reloads and reload budgets pass
 //!   to it through the [`Handover`].
 //! - Shutdown: STOPPING=1, cancel, wait for every task (in-flight installs finish), exit 0.
+//! - [`Command`]s from the control socket are answered from what it records: the board of
+//!   states, and [`metrics::live`] for times and last errors.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -31,10 +33,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::config::{EtcdSettings, Settings};
+use crate::control::{EtcdView, Overview, ResourceView};
 use crate::diag::Diagnostic;
 use crate::etcd::{self, watch::Health};
+use crate::metrics;
 use crate::reconciler::{
-    self, render_permits, Actor, Handover, InstallMode, Prepared, Report, Status, Wiring,
+    self, render_permits, Actor, Approval, Handover, InstallMode, Prepared, Report, Status, Wiring,
 };
 use crate::store::Snapshot;
 use crate::{exit, notify};
@@ -139,21 +143,40 @@ impl Notifier for Systemd {
     }
 }
 
+/// A request to the running supervisor (from the control socket).
+#[derive(Debug)]
+pub enum Command {
+    /// C: the overview `reconfd status` prints.
+    Status {
+        /// Where the overview goes.
+        reply: tokio::sync::oneshot::Sender<Overview>,
+    },
+    /// B and C: accept a held render of this resource.
+    Approve {
+        /// The resource's name.
+        resource: String,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<Approval>,
+    },
+}
+
 /// How the daemon installs and whom it tells.
-#[derive(Clone)]
 pub struct Options {
     /// Noop or sync-only, for every generation.
     pub mode: InstallMode,
     /// Where READY=, STATUS= and the rest go.
     pub notifier: Arc<dyn Notifier>,
+    /// Requests from the control socket; `None` without one.
+    pub commands: Option<mpsc::Receiver<Command>>,
 }
 
 impl Options {
-    /// Installs as `mode` says and notifies systemd.
-    pub fn systemd(mode: InstallMode) -> Self {
+    /// Installs as `mode` says and notifies systemd; answers `commands`, if given.
+    pub fn systemd(mode: InstallMode, commands: Option<mpsc::Receiver<Command>>) -> Self {
         Options {
             mode,
             notifier: Arc::new(Systemd),
+            commands,
         }
     }
 }
@@ -233,6 +256,8 @@ struct Supervisor<L, S> {
     watchdog: Option<Duration>,
     /// Ticks at half the watchdog timeout (hourly, unused, without one).
     watchdog_tick: Interval,
+    /// Requests from the control socket, taken from the options.
+    commands: Option<mpsc::Receiver<Command>>,
 }
 
 /// One etcd task and its actors, all stopped together.
@@ -245,6 +270,8 @@ struct Generation {
     health: watch::Receiver<Health>,
     /// How many actors must report before READY=1.
     actors: usize,
+    /// The resources' names, for `reconfd status` (those not reported yet are pending).
+    names: Vec<String>,
 }
 
 impl<L, S> Supervisor<L, S>
@@ -252,9 +279,10 @@ where
     L: Fn() -> Result<Settings, Vec<String>>,
     S: SnapshotSource,
 {
-    fn new(load_settings: L, source: S, options: Options, settings: Settings) -> Self {
+    fn new(load_settings: L, source: S, mut options: Options, settings: Settings) -> Self {
         let resources = load_resources(&settings, &BTreeMap::new());
         let watchdog = options.notifier.watchdog_timeout();
+        let commands = options.commands.take();
         Supervisor {
             load_settings,
             source,
@@ -266,6 +294,7 @@ where
             watchdog_tick: tokio::time::interval(
                 watchdog.map_or(Duration::from_secs(3600), |w| w / 2),
             ),
+            commands,
         }
     }
 
@@ -280,6 +309,9 @@ where
             .values()
             .flat_map(|p| p.resource.watched())
             .collect();
+        metrics::live::set_health(
+            (!watched.is_empty()).then(|| (health.clone(), self.health_window())),
+        );
         if !watched.is_empty() {
             let etcd = self.settings.etcd.clone();
             tracker.spawn(
@@ -302,13 +334,31 @@ where
             tracker.spawn(actor.run().instrument(span));
         }
         tracker.close();
+        let names: Vec<String> = self
+            .resources
+            .values()
+            .map(|p| p.resource.name.clone())
+            .collect();
+        let pending: Vec<(String, &'static str)> =
+            names.iter().map(|n| (n.clone(), "pending")).collect();
+        metrics::set_states(&pending);
         Generation {
             cancel,
             tracker,
             reports,
             health,
             actors: self.resources.len(),
+            names,
         }
+    }
+
+    /// How long `/healthz` tolerates etcd's silence: the watchdog timeout, or three progress
+    /// intervals without a watchdog, plus the source's slack.
+    fn health_window(&self) -> Duration {
+        let base = self
+            .watchdog
+            .unwrap_or_else(|| etcd::watch::progress_interval() * 3);
+        base + self.source.slack()
     }
 
     /// Keeps systemd informed about `generation` until a reload is requested.
@@ -344,6 +394,10 @@ where
                     Some(()) => return,
                     None => reload_open = false,
                 },
+                Some(command) = next_command(&mut self.commands) => {
+                    answer(command, &board, &generation.names, &generation.health.borrow());
+                    continue;
+                }
                 // Nothing left to wait for but the shutdown, which the caller waits on.
                 else => std::future::pending().await,
             }
@@ -420,11 +474,86 @@ impl Generation {
     }
 }
 
+/// The next request from the control socket; never, without a socket (or once it closed).
+async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+    let Some(rx) = commands.as_mut() else {
+        return std::future::pending().await;
+    };
+    let command = rx.recv().await;
+    if command.is_none() {
+        *commands = None;
+        return std::future::pending().await;
+    }
+    command
+}
+
+/// Answers a control socket request from the board.
+fn answer(command: Command, board: &Board, names: &[String], health: &Health) {
+    match command {
+        Command::Status { reply } => {
+            let _ = reply.send(overview(board, names, health));
+        }
+        // No render is ever held on this branch: a known resource holds nothing.
+        Command::Approve { resource, reply } => {
+            let known = names.contains(&resource);
+            let _ = reply.send(if known {
+                Approval::NotHeld
+            } else {
+                Approval::Unknown
+            });
+        }
+    }
+}
+
+/// What `reconfd status` shows: each resource's state from the board, its times and last
+/// error from [`metrics::live`], and the etcd connection.
+fn overview(board: &Board, names: &[String], health: &Health) -> Overview {
+    let resources = names
+        .iter()
+        .map(|name| {
+            let status = board.statuses.get(name);
+            let detail = metrics::live::detail(name);
+            let pending = match status {
+                Some(Status::Deferred) => Some("reload deferred".to_owned()),
+                _ if detail.change_pending() => Some("changes".to_owned()),
+                _ => None,
+            };
+            let last_error = match status {
+                Some(Status::Failing(why)) => detail.last_error.or(Some((*why).to_owned())),
+                _ => None,
+            };
+            ResourceView {
+                name: name.clone(),
+                state: status.map_or("pending", Status::name).to_owned(),
+                revision: board.revisions.get(name).copied(),
+                last_install_unix: detail.last_install.and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs())
+                }),
+                pending,
+                last_error,
+            }
+        })
+        .collect();
+    Overview {
+        ready: board.ready,
+        etcd: EtcdView {
+            member: health.member().map(str::to_owned),
+            error: health.error().map(str::to_owned),
+            last_answer_age_seconds: health.last_answer.map(|t| t.elapsed().as_secs_f64()),
+        },
+        resources,
+    }
+}
+
 /// The actors' latest statuses, and what was last said about them.
 struct Board {
     /// How many actors must report before READY=1.
     expected: usize,
     statuses: BTreeMap<String, Status>,
+    /// The revision each resource last rendered successfully.
+    revisions: BTreeMap<String, i64>,
     ready: bool,
     last_status: String,
 }
@@ -434,6 +563,7 @@ impl Board {
         Board {
             expected,
             statuses: BTreeMap::new(),
+            revisions: BTreeMap::new(),
             ready: expected == 0,
             last_status: String::new(),
         }
@@ -442,6 +572,10 @@ impl Board {
     /// Takes an actor's report; READY=1 when the last first reconcile came in, else a new
     /// STATUS= line if it reads differently.
     fn record(&mut self, report: Report, health: &Health, notifier: &dyn Notifier) {
+        metrics::set_state(&report.resource, report.status.name());
+        if let Status::InSync(rev) = report.status {
+            self.revisions.insert(report.resource.clone(), rev);
+        }
         self.statuses.insert(report.resource, report.status);
         if !self.ready && self.statuses.len() >= self.expected {
             self.ready = true;

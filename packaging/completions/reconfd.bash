@@ -16,6 +16,9 @@ _reconfd() {
             ",$1")
                 cmd="reconfd"
                 ;;
+            reconfd,approve)
+                cmd="reconfd__subcmd__approve"
+                ;;
             reconfd,check)
                 cmd="reconfd__subcmd__check"
                 ;;
@@ -37,6 +40,9 @@ _reconfd() {
             reconfd,run)
                 cmd="reconfd__subcmd__run"
                 ;;
+            reconfd,status)
+                cmd="reconfd__subcmd__status"
+                ;;
             reconfd__subcmd__credentials,delete)
                 cmd="reconfd__subcmd__credentials__subcmd__delete"
                 ;;
@@ -50,12 +56,38 @@ _reconfd() {
 
     case "${cmd}" in
         reconfd)
-            opts="-h -V --help --version run once check credentials confd render migrate"
+            opts="-h -V --help --version run status approve once check credentials confd render migrate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reconfd__subcmd__approve)
+            opts="-h -V --config --control-socket --instance --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -316,7 +348,7 @@ _reconfd() {
             return 0
             ;;
         reconfd__subcmd__run)
-            opts="-h -V --config --confdir --noop --interval --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --log-level --log-target --log-format --help --version"
+            opts="-h -V --config --confdir --noop --interval --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --log-level --log-target --log-format --metrics-listen --control-socket --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,6 +404,40 @@ _reconfd() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reconfd__subcmd__status)
+            opts="-h -V --json --config --control-socket --instance --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --instance)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -27,6 +27,8 @@ end
 complete -c reconfd -n "__fish_reconfd_needs_command" -s h -l help -d 'Print help'
 complete -c reconfd -n "__fish_reconfd_needs_command" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "run" -d 'Run as a daemon: follow etcd\'s changes, batch them per resource, keep every destination in line. SIGHUP reloads the configuration; SIGTERM stops'
+complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "status" -d 'Show how the running daemon\'s resources stand, from its control socket: state, revision, last install, pending changes or deferred reload, last error'
+complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "approve" -d 'Install the held render of a resource (one its guard stopped), through the running daemon\'s control socket. Prints what came of it: accepted, not_held or unknown'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "once" -d 'Render every resource once from one consistent read of etcd, then exit (non-zero if any resource failed)'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "check" -d 'Validate the config, every resource and every template without contacting etcd'
 complete -c reconfd -n "__fish_reconfd_needs_command" -f -a "credentials" -d 'Store or remove the etcd password of --username (or etcd.username) in the system keyring, for `password_keyring = true`. The keyring is the Secret Service of a user session; a system service has none and should use a systemd credential instead'
@@ -49,9 +51,22 @@ journald\t'The journal\'s native protocol, with structured fields'
 stderr\t'Standard error'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
 json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l metrics-listen -d 'Serve /metrics, /healthz and /readyz on ADDR:PORT (e.g. 127.0.0.1:9612) or an absolute unix socket path [default: off, or metrics.listen in the config file]' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l control-socket -d 'The control socket `reconfd status` talks to [default: /run/reconfd/control.sock, or control.socket in the config file]' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -l noop -d 'Follow etcd and show what would change (a diff) and run check_cmd, but write and reload nothing'
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand run" -s V -l version -d 'Print version'
+complete -c reconfd -n "__fish_reconfd_using_subcommand status" -l config -d 'The daemon\'s config file, for control.socket (a missing default file means the default socket)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand status" -l control-socket -d 'The control socket [default: control.socket of the config, else /run/reconfd/control.sock]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand status" -l instance -d 'The socket of the instance reconfd@NAME (/run/reconfd-NAME/control.sock)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand status" -l json -d 'Print JSON (one object) instead of the table'
+complete -c reconfd -n "__fish_reconfd_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand status" -s V -l version -d 'Print version'
+complete -c reconfd -n "__fish_reconfd_using_subcommand approve" -l config -d 'The daemon\'s config file, for control.socket (a missing default file means the default socket)' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand approve" -l control-socket -d 'The control socket [default: control.socket of the config, else /run/reconfd/control.sock]' -r -F
+complete -c reconfd -n "__fish_reconfd_using_subcommand approve" -l instance -d 'The socket of the instance reconfd@NAME (/run/reconfd-NAME/control.sock)' -r
+complete -c reconfd -n "__fish_reconfd_using_subcommand approve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c reconfd -n "__fish_reconfd_using_subcommand approve" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l confdir -d 'Directory holding conf.d/ and templates/ [default: /etc/reconfd]' -r -F
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l endpoint -d 'etcd endpoint URL; repeat for every cluster member (env: comma-separated)' -r

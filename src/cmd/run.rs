@@ -1,18 +1,21 @@
 //! `reconfd run`: the daemon. Installs the signal handlers (SIGHUP reloads, SIGTERM and
 //! SIGINT stop) and hands them to the [`supervisor`] as a reload channel and a shutdown
-//! future; everything else is the supervisor's.
+//! future; opens the control socket and, when configured, the metrics listener (both for the
+//! life of the process: a SIGHUP does not move them); everything else is the supervisor's.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
-use tracing::error;
+use tokio::task::JoinHandle;
+use tracing::{error, warn};
 
-use crate::config::{Overrides, Settings};
-use crate::exit;
+use crate::config::{ObserveSettings, Overrides, Settings};
 use crate::reconciler::InstallMode;
+use crate::supervisor::Command;
 use crate::supervisor::{self, Options, Source};
+use crate::{control, exit, metrics};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code. `interval` (seconds) polls
 /// instead of watching.
@@ -48,7 +51,48 @@ pub async fn daemon(
             return exit::FAILED;
         }
     };
-    supervisor::run(settings, source, shutdown, reload, Options::systemd(mode)).await
+    // A config that does not load is the supervisor's to report (exit 78).
+    let observe = settings().map(|s| s.observe).unwrap_or_default();
+    let listener = match &observe.metrics_listen {
+        Some(listen) => match metrics::server::serve(listen).await {
+            Ok(task) => Some(task),
+            Err(e) => {
+                error!("{e}");
+                return exit::CONFIG;
+            }
+        },
+        None => None,
+    };
+    let (control, commands) = control_socket(&observe).await.unzip();
+    let options = Options::systemd(mode, commands);
+    let code = supervisor::run(settings, source, shutdown, reload, options).await;
+    for task in [listener, control].into_iter().flatten() {
+        task.abort();
+        // The control task owns the socket: once it is gone, so is the socket file.
+        let _ = task.await;
+    }
+    code
+}
+
+/// Binds the control socket and serves it; without one (its directory cannot be made, say)
+/// the daemon runs on and `reconfd status` cannot reach it.
+async fn control_socket(
+    observe: &ObserveSettings,
+) -> Option<(JoinHandle<()>, mpsc::Receiver<Command>)> {
+    let path = &observe.control_socket;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let socket = match control::bind(path).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("{e}; `reconfd status` cannot reach this daemon");
+            return None;
+        }
+    };
+    let (tx, rx) = mpsc::channel(16);
+    let task = tokio::spawn(async move { control::serve(&socket, tx).await });
+    Some((task, rx))
 }
 
 /// SIGTERM or SIGINT as a future, SIGHUP as a channel. SIGHUPs that arrive while one is

@@ -358,6 +358,9 @@ pub fn assemble(
         cert_file: cert,
         key_file: key,
         log_level: Some(level.to_owned()),
+        // confd has no such flags: the default control socket, no metrics listener.
+        metrics_listen: None,
+        control_socket: None,
     };
     let mut settings =
         Settings::from_raw(RawConfig::default(), config_file, &overrides).map_err(|errors| {

@@ -11,6 +11,7 @@
 pub mod dialect;
 pub mod etcd;
 pub mod log_level;
+pub mod observe;
 pub mod raw;
 pub mod specifier;
 pub mod value;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use crate::diag::Diagnostic;
 pub use dialect::{Dialect, EngineKind};
 pub use etcd::{EtcdSettings, Password, ReadMode};
+pub use observe::{Listen, ObserveSettings};
 use raw::RawConfig;
 pub use value::{Dur, Mode, NameOrId, RateLimit, ReloadLimit};
 
@@ -54,6 +56,10 @@ pub struct Overrides {
     pub key_file: Option<PathBuf>,
     /// `--log-level`
     pub log_level: Option<String>,
+    /// `--metrics-listen`
+    pub metrics_listen: Option<String>,
+    /// `--control-socket`
+    pub control_socket: Option<PathBuf>,
 }
 
 /// Validated daemon settings.
@@ -75,6 +81,8 @@ pub struct Settings {
     /// `reconfd confd`. It travels with the settings so `once`, the daemon and its SIGHUP
     /// reload all read conf.d the same way.
     pub dialect: Dialect,
+    /// `[metrics]` and `[control]`: the metrics listener and the control socket.
+    pub observe: ObserveSettings,
 }
 
 /// Per-resource batching: quiet period, maximum wait, reload rate limit.
@@ -268,6 +276,14 @@ impl Settings {
             .clone()
             .or(raw.log_level.clone().map(String::from))
             .unwrap_or_else(|| "info".into());
+        let observe = ObserveSettings::assemble(
+            &raw.metrics,
+            &raw.control,
+            o.metrics_listen.as_deref(),
+            o.control_socket.as_deref(),
+            &file,
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -294,6 +310,7 @@ impl Settings {
             batch,
             log_level,
             dialect: Dialect::Reconfd,
+            observe,
         })
     }
 

@@ -23,6 +23,12 @@ pub struct RawConfig {
     /// Batching defaults for every resource.
     #[serde(default)]
     pub batch: RawBatch,
+    /// The metrics, `/healthz` and `/readyz` listener.
+    #[serde(default)]
+    pub metrics: super::observe::RawMetrics,
+    /// The control socket of `reconfd status`.
+    #[serde(default)]
+    pub control: super::observe::RawControl,
 }
 
 /// `[etcd]`

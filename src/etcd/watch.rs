@@ -129,7 +129,10 @@ impl Io {
     async fn execute(&mut self, action: Action) -> Option<Input> {
         match action {
             Action::Connect(endpoint) => Some(self.connect(endpoint).await),
-            Action::Read(keys) => Some(self.read(&keys).await),
+            Action::Read(keys) => {
+                crate::metrics::etcd_full_read(self.snapshots.borrow().seq == 0);
+                Some(self.read(&keys).await)
+            }
             Action::Watch {
                 watchers,
                 progress_every,
@@ -147,10 +150,13 @@ impl Io {
                 })
             }
             Action::Publish(snapshot) => {
+                crate::metrics::etcd_snapshot(snapshot.revision, snapshot.kvs.len());
                 self.snapshots.send_replace(snapshot);
                 None
             }
             Action::Reach(reach) => {
+                let connected = matches!(reach, Reach::Reachable { .. });
+                crate::metrics::etcd_reach(reach.member(), connected);
                 self.health.send_modify(|h| h.reach = reach);
                 None
             }
@@ -182,6 +188,7 @@ impl Io {
         self.settings.endpoints = vec![endpoint];
         match connect(&self.settings).await {
             Ok(client) => {
+                crate::metrics::etcd_connected(&self.endpoint());
                 self.client = Some(client);
                 Input::Connected
             }

@@ -201,6 +201,9 @@ impl Actor {
             || snap.denied_of(&state.watched) != state.denied_logged;
         state.seen = snap.seq;
         snap.refresh(&mut state.view, &r.prefix, &state.watched);
+        if relevant {
+            crate::metrics::changed(&r.name);
+        }
         relevant
     }
 

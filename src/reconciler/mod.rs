@@ -22,6 +22,7 @@ use tracing::{debug, error, info, info_span, Instrument};
 
 use crate::batch::Done;
 use crate::install::{self, Change, InstallError, Staging};
+use crate::metrics::{self, Step};
 use crate::store::KvView;
 use crate::template::TemplateError;
 
@@ -113,6 +114,29 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The state's name in `reconfd status`, `/readyz` and `reconfd_resource_state`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::InSync(_) => "in_sync",
+            Status::Deferred => "deferred",
+            Status::Failing(_) => "failing",
+        }
+    }
+}
+
+/// What an approval of a held render came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// The held render is being installed.
+    Accepted,
+    /// The resource exists but holds nothing.
+    NotHeld,
+    /// No resource of that name.
+    Unknown,
+}
+
 /// What the batcher needs to know of a reconcile.
 pub fn done_of(result: &Result<Reconciled, ReconcileError>) -> Done {
     match result {
@@ -163,9 +187,14 @@ impl Prepared {
         view: Arc<KvView>,
         mode: InstallMode,
     ) -> Result<Staging, ReconcileError> {
-        let rendered = self.template.render(view)?;
+        let started = std::time::Instant::now();
+        let rendered = self.template.render(view);
+        crate::metrics::observe(Step::Render, started.elapsed());
+        let rendered = rendered?;
         let hooks = self.hooks(mode.sync_only);
-        Ok(install::stage_and_check(&self.file_spec(), &hooks, rendered.into_bytes()).await?)
+        let spec = self.file_spec();
+        let staging = install::stage_and_check(&spec, &hooks, rendered.into_bytes());
+        Ok(metrics::timed(Step::Check, staging).await?)
     }
 
     /// Runs `steps`, one reconcile of this resource, in its `reconcile` span (journald:
@@ -182,14 +211,17 @@ impl Prepared {
             reconfd.dest = %r.dest.display(),
             reconfd.revision = revision
         );
-        async move {
+        let timed = async move {
             let started = std::time::Instant::now();
             let result = steps.await;
             log_result(&result, started.elapsed());
+            metrics::reconciled(&r.name, &result);
+            if result.is_ok() {
+                metrics::revision(&r.name, revision);
+            }
             result
-        }
-        .instrument(span)
-        .await
+        };
+        metrics::scoped(&r.name, timed.instrument(span)).await
     }
 }
 
@@ -203,7 +235,7 @@ pub async fn finish(
 ) -> Result<Reconciled, InstallError> {
     match staging {
         Staging::InSync(file) => {
-            if owed && !mode.noop && file.reload().await? {
+            if owed && !mode.noop && metrics::timed(Step::Reload, file.reload()).await? {
                 return Ok(Reconciled::Reloaded);
             }
             Ok(Reconciled::Unchanged)
@@ -213,8 +245,8 @@ pub async fn finish(
             Ok(Reconciled::WouldInstall { changes, diff })
         }
         Staging::Staged(staged) => {
-            let committed = staged.commit().await?;
-            let reloaded = committed.reload().await?;
+            let committed = metrics::timed(Step::Install, staged.commit()).await?;
+            let reloaded = metrics::timed(Step::Reload, committed.reload()).await?;
             Ok(Reconciled::Installed {
                 changes: committed.into_changes(),
                 reloaded,

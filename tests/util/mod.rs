@@ -2,6 +2,8 @@
 //! reconfd binary. Every wait is bounded; every process is stopped on drop.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -642,6 +644,11 @@ impl Tree {
     pub fn reconfd(&self, etcd: Option<&Etcd>, args: &[&str]) -> Command {
         let mut c = reconfd();
         c.args(args).arg("--confdir").arg(self.confdir());
+        // `run`'s control socket, per tree instead of /run/reconfd/control.sock.
+        c.env(
+            "RECONFD_CONTROL_SOCKET",
+            self.root.path().join("control.sock"),
+        );
         if let Some(e) = etcd {
             c.args(["--endpoint", &e.endpoint]);
         }
