@@ -24,10 +24,26 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::reconciler::Approval;
-use crate::supervisor::Command;
 
 /// The longest request line read.
 const MAX_REQUEST: u64 = 4096;
+/// A request to the running supervisor (from the control socket).
+#[derive(Debug)]
+pub enum Command {
+    /// The overview `reconfd status` prints.
+    Status {
+        /// Where the overview goes.
+        reply: tokio::sync::oneshot::Sender<Overview>,
+    },
+    /// Accept a held render of this resource.
+    Approve {
+        /// The resource's name.
+        resource: String,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<Approval>,
+    },
+}
+
 /// How long a connection may take to send its request, and the supervisor to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -28,9 +28,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::install::InstallError;
-use crate::reconciler::{ReconcileError, Reconciled};
-
 /// The states a resource's `reconfd_resource_state` gauge set takes, as `reconfd status`
 /// names them.
 pub const STATES: [&str; 5] = ["pending", "in_sync", "deferred", "failing", "held"];
@@ -406,9 +403,40 @@ pub fn changed(resource: &str) {
     }
 }
 
+/// How a reconcile ended, as the metrics count it. The reconciler maps its own outcome to
+/// this, so that metrics depends on nothing above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file was in line already.
+    Unchanged,
+    /// A new version was installed.
+    Installed,
+    /// The file was in line and an owed reload ran.
+    Reloaded,
+    /// Under noop: a new version would have been installed.
+    WouldInstall,
+    /// Installed; the reload waits for the budget.
+    Deferred,
+    /// A step failed, with the error's text.
+    Failed(Failure, String),
+}
+
+/// Which step of a reconcile failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Loading or rendering the template.
+    Render,
+    /// `check_cmd` refused the staged file.
+    Check,
+    /// `reload_cmd` failed.
+    Reload,
+    /// Staging or installing the file.
+    Install,
+}
+
 /// How one reconcile of `resource` ended: counters, times, the last error.
-pub fn reconciled(resource: &str, result: &Result<Reconciled, ReconcileError>) {
-    let retry = live::reconciled(resource, result);
+pub fn reconciled(resource: &str, outcome: &Outcome) {
+    let retry = live::reconciled(resource, outcome);
     let Some(m) = metrics() else { return };
     let l = label(resource);
     let now = unix_now();
@@ -417,28 +445,28 @@ pub fn reconciled(resource: &str, result: &Result<Reconciled, ReconcileError>) {
     if retry {
         r.retries.get_or_create(&l).inc();
     }
-    let counter = match result {
-        Ok(Reconciled::Unchanged) => Some(&r.unchanged),
-        Ok(Reconciled::Installed { .. }) => {
+    let counter = match outcome {
+        Outcome::Unchanged => Some(&r.unchanged),
+        Outcome::Installed => {
             r.last_install.get_or_create(&l).set(now);
             Some(&r.installs)
         }
-        Ok(Reconciled::Deferred { .. }) => Some(&r.deferred),
-        Ok(Reconciled::Reloaded | Reconciled::WouldInstall { .. }) => None,
-        Err(ReconcileError::Render(_)) => Some(&r.render_failures),
-        Err(ReconcileError::Install(InstallError::Check { .. })) => Some(&r.check_failures),
-        Err(ReconcileError::Install(InstallError::Reload { .. })) => Some(&r.reload_failures),
-        Err(ReconcileError::Install(_)) => Some(&r.install_failures),
+        Outcome::Deferred => Some(&r.deferred),
+        Outcome::Reloaded | Outcome::WouldInstall => None,
+        Outcome::Failed(Failure::Render, _) => Some(&r.render_failures),
+        Outcome::Failed(Failure::Check, _) => Some(&r.check_failures),
+        Outcome::Failed(Failure::Reload, _) => Some(&r.reload_failures),
+        Outcome::Failed(Failure::Install, _) => Some(&r.install_failures),
     };
     if let Some(c) = counter {
         c.get_or_create(&l).inc();
     }
-    if !matches!(result, Err(ReconcileError::Render(_))) {
+    if !matches!(outcome, Outcome::Failed(Failure::Render, _)) {
         r.renders.get_or_create(&l).inc();
     }
     if matches!(
-        result,
-        Ok(Reconciled::Unchanged | Reconciled::Installed { .. } | Reconciled::Reloaded)
+        outcome,
+        Outcome::Unchanged | Outcome::Installed | Outcome::Reloaded
     ) {
         r.last_success.get_or_create(&l).set(now);
     }

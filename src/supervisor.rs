@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::config::{EtcdSettings, Settings};
-use crate::control::{EtcdView, Overview, ResourceView};
+use crate::control::{Command, EtcdView, Overview, ResourceView};
 use crate::diag::Diagnostic;
 use crate::etcd::{self, watch::Health};
 use crate::metrics;
@@ -141,23 +141,6 @@ impl Notifier for Systemd {
     fn watchdog_timeout(&self) -> Option<Duration> {
         sd_notify::watchdog_enabled()
     }
-}
-
-/// A request to the running supervisor (from the control socket).
-#[derive(Debug)]
-pub enum Command {
-    /// C: the overview `reconfd status` prints.
-    Status {
-        /// Where the overview goes.
-        reply: tokio::sync::oneshot::Sender<Overview>,
-    },
-    /// B and C: accept a held render of this resource.
-    Approve {
-        /// The resource's name.
-        resource: String,
-        /// Where the outcome goes.
-        reply: tokio::sync::oneshot::Sender<Approval>,
-    },
 }
 
 /// How the daemon installs and whom it tells.
@@ -309,9 +292,18 @@ where
             .values()
             .flat_map(|p| p.resource.watched())
             .collect();
-        metrics::live::set_health(
-            (!watched.is_empty()).then(|| (health.clone(), self.health_window())),
-        );
+        metrics::live::set_health((!watched.is_empty()).then(|| {
+            let health = health.clone();
+            let probe: metrics::live::HealthProbe = Box::new(move || {
+                let h = health.borrow();
+                metrics::live::EtcdHealth {
+                    last_answer: h.last_answer,
+                    member: h.member().map(str::to_owned),
+                    error: h.error().map(str::to_owned),
+                }
+            });
+            (probe, self.health_window())
+        }));
         if !watched.is_empty() {
             let etcd = self.settings.etcd.clone();
             tracker.spawn(

@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
 use crate::config::{ObserveSettings, Overrides, Settings};
+use crate::control::Command;
 use crate::reconciler::InstallMode;
-use crate::supervisor::Command;
 use crate::supervisor::{self, Options, Source};
 use crate::{control, exit, metrics};
 

@@ -4,15 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{LazyLock, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
-use tokio::sync::watch;
 
-use crate::etcd::watch::Health;
-use crate::reconciler::{ReconcileError, Reconciled};
+use super::Outcome;
 
 /// The longest last error kept, in characters.
 const ERROR_CHARS: usize = 200;
@@ -48,8 +46,22 @@ struct State {
     states: Option<Vec<(String, &'static str)>>,
     /// The etcd task's health and how long a silence is tolerated; `None` without an etcd
     /// task (nothing to watch).
-    health: Option<(watch::Receiver<Health>, Duration)>,
+    health: Option<(HealthProbe, Duration)>,
 }
+
+/// What `/healthz` needs to know of the etcd task, asked when a request comes.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdHealth {
+    /// When etcd last answered; `None` until it has.
+    pub last_answer: Option<Instant>,
+    /// The member followed, when one is.
+    pub member: Option<String>,
+    /// Why etcd cannot be followed, when it cannot.
+    pub error: Option<String>,
+}
+
+/// Reads the running etcd task's health (the supervisor wires it to the task's channel).
+pub type HealthProbe = Box<dyn Fn() -> EtcdHealth + Send + Sync>;
 
 static STATE: LazyLock<Mutex<State>> = LazyLock::new(Mutex::default);
 
@@ -58,19 +70,19 @@ fn state() -> MutexGuard<'static, State> {
 }
 
 /// A reconcile of `resource` ended; whether it was a retry (the one before had failed).
-pub(super) fn reconciled(resource: &str, result: &Result<Reconciled, ReconcileError>) -> bool {
+pub(super) fn reconciled(resource: &str, outcome: &Outcome) -> bool {
     let now = SystemTime::now();
     let mut s = state();
     let d = s.details.entry(resource.to_owned()).or_default();
     let retry = d.last_error.is_some();
     d.last_attempt = Some(now);
-    match result {
-        Ok(Reconciled::Installed { .. }) => {
+    match outcome {
+        Outcome::Installed => {
             d.last_install = Some(now);
             d.last_error = None;
         }
-        Ok(_) => d.last_error = None,
-        Err(e) => d.last_error = Some(one_line(&e.to_string())),
+        Outcome::Failed(_, error) => d.last_error = Some(one_line(error)),
+        _ => d.last_error = None,
     }
     retry
 }
@@ -118,7 +130,7 @@ pub fn detail(resource: &str) -> Detail {
 
 /// The etcd task of the running generation and the silence `/healthz` tolerates; `None`
 /// when nothing is watched.
-pub fn set_health(health: Option<(watch::Receiver<Health>, Duration)>) {
+pub fn set_health(health: Option<(HealthProbe, Duration)>) {
     state().health = health;
 }
 
@@ -126,25 +138,25 @@ pub fn set_health(health: Option<(watch::Receiver<Health>, Duration)>) {
 /// why not.
 pub fn healthy() -> Result<String, String> {
     let s = state();
-    let Some((health, window)) = &s.health else {
+    let Some((probe, window)) = &s.health else {
         return Ok("ok: no keys to watch\n".into());
     };
-    let h = health.borrow();
+    let h = probe();
     match h.last_answer {
         Some(t) if t.elapsed() < *window => Ok(format!(
             "ok: etcd answered {:.1}s ago{}\n",
             t.elapsed().as_secs_f64(),
-            h.member().map(|m| format!(" via {m}")).unwrap_or_default()
+            h.member.map(|m| format!(" via {m}")).unwrap_or_default()
         )),
         Some(t) => Err(format!(
             "etcd last answered {:.0}s ago (limit {}s){}\n",
             t.elapsed().as_secs_f64(),
             window.as_secs(),
-            h.error().map(|e| format!(": {e}")).unwrap_or_default()
+            h.error.map(|e| format!(": {e}")).unwrap_or_default()
         )),
         None => Err(format!(
             "etcd has not answered yet{}\n",
-            h.error().map(|e| format!(": {e}")).unwrap_or_default()
+            h.error.map(|e| format!(": {e}")).unwrap_or_default()
         )),
     }
 }
@@ -176,10 +188,10 @@ impl Collector for EtcdAge {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let age = {
             let s = state();
-            let Some((health, _)) = &s.health else {
+            let Some((probe, _)) = &s.health else {
                 return Ok(());
             };
-            let last = health.borrow().last_answer;
+            let last = probe().last_answer;
             match last {
                 Some(t) => t.elapsed().as_secs_f64(),
                 None => return Ok(()),

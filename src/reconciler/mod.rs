@@ -215,13 +215,34 @@ impl Prepared {
             let started = std::time::Instant::now();
             let result = steps.await;
             log_result(&result, started.elapsed());
-            metrics::reconciled(&r.name, &result);
+            metrics::reconciled(&r.name, &outcome_of(&result));
             if result.is_ok() {
                 metrics::revision(&r.name, revision);
             }
             result
         };
         metrics::scoped(&r.name, timed.instrument(span)).await
+    }
+}
+
+/// How `result` counts in the metrics.
+fn outcome_of(result: &Result<Reconciled, ReconcileError>) -> metrics::Outcome {
+    use metrics::{Failure, Outcome};
+    match result {
+        Ok(Reconciled::Unchanged) => Outcome::Unchanged,
+        Ok(Reconciled::Installed { .. }) => Outcome::Installed,
+        Ok(Reconciled::Reloaded) => Outcome::Reloaded,
+        Ok(Reconciled::WouldInstall { .. }) => Outcome::WouldInstall,
+        Ok(Reconciled::Deferred { .. }) => Outcome::Deferred,
+        Err(e) => {
+            let step = match e {
+                ReconcileError::Render(_) => Failure::Render,
+                ReconcileError::Install(InstallError::Check { .. }) => Failure::Check,
+                ReconcileError::Install(InstallError::Reload { .. }) => Failure::Reload,
+                ReconcileError::Install(_) => Failure::Install,
+            };
+            Outcome::Failed(step, e.to_string())
+        }
     }
 }
 
