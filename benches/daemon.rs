@@ -2,7 +2,8 @@
 //! figures; asserts nothing. Run by hand: `cargo bench --bench daemon` (release build).
 //!
 //! Env: `BENCH_SAMPLES` (latency samples per size, default 120), `BENCH_IDLE_SECS` (idle
-//! measurement, default 60), `BENCH_ONLY` (comma list of latency,idle,first,burst).
+//! measurement, default 60), `BENCH_ONLY` (comma list of latency,idle,first,burst),
+//! `BENCH_METRICS=1` (the metrics listener on and scraped every second).
 //!
 //! Method (as confd's figures in shared/research/confd.md §8 were taken): each sample PUTs a
 //! unique value through etcd's JSON gateway (fresh connection), then polls the destination's
@@ -49,10 +50,31 @@ fn main() {
 
 fn spawn_run(t: &Tree, etcd: &Etcd) -> Child {
     let mut c = t.reconfd(Some(etcd), &["run", "--log-level", "warn"]);
-    c.stdout(Stdio::null())
+    // BENCH_METRICS=1: the metrics listener on, scraped every second (a pessimistic
+    // Prometheus), to compare with the default (off).
+    let scrape = std::env::var_os("BENCH_METRICS").is_some_and(|v| v == "1");
+    let port = util::free_port();
+    if scrape {
+        c.args(["--metrics-listen", &format!("127.0.0.1:{port}")]);
+    }
+    let child = c
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start reconfd run")
+        .expect("start reconfd run");
+    if scrape {
+        std::thread::spawn(move || {
+            let mut misses = 0;
+            while misses < 30 {
+                match util::prometheus::http_get(port, "/metrics") {
+                    Some(_) => misses = 0,
+                    None => misses += 1,
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    }
+    child
 }
 
 fn stop(mut child: Child) {

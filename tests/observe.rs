@@ -391,3 +391,85 @@ fn another_user_is_refused_by_the_socket() {
     );
     d.wait_log(EVENT, "refused a request from uid 65534", 1);
 }
+
+#[test]
+fn check_validates_metrics_and_control_and_run_refuses_a_busy_address() {
+    let t = Tree::new();
+    resource(&t, "good", "");
+    let config = t.root.path().join("reconfd.toml");
+    std::fs::write(
+        &config,
+        "[metrics]\nlisten = \"localhost\"\n[control]\nsocket = \"relative.sock\"\n",
+    )
+    .unwrap();
+    let mut c = t.reconfd(None, &["check"]);
+    c.env("RECONFD_CONFIG", &config);
+    let out = util::run(c);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = config.display().to_string();
+    assert!(
+        err.contains(&format!("{file}: metrics.listen: \"localhost\" is neither")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}: control.socket \"relative.sock\" must be an absolute path"
+        )),
+        "{err}"
+    );
+
+    std::fs::write(&config, "[metrics]\nlisten = \"127.0.0.1:9612\"\n").unwrap();
+    let mut c = t.reconfd(None, &["check"]);
+    c.env("RECONFD_CONFIG", &config);
+    assert_eq!(util::run(c).status.code(), Some(0));
+
+    // An address another process holds: run stops at once with 78, naming it.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let etcd = Etcd::start();
+    let mut d = t.daemon(&etcd, &["--metrics-listen", &addr]);
+    assert_eq!(d.wait_exit(EVENT).code(), Some(78), "{}", d.log());
+    assert!(
+        d.log().contains(&format!("metrics.listen {addr}")),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn metrics_are_served_on_a_unix_socket() {
+    use std::io::{Read, Write};
+    let etcd = Etcd::start();
+    etcd.put("/svc/a", "10.0.0.1:80");
+    let t = Tree::new();
+    resource(&t, "good", "");
+    let path = t.root.path().join("metrics.sock");
+    let d = t.daemon(&etcd, &["--metrics-listen", path.to_str().unwrap()]);
+    d.wait_ready();
+    let get = |p: &str| {
+        let mut s = std::os::unix::net::UnixStream::connect(&path).ok()?;
+        write!(
+            s,
+            "GET {p} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let ready = wait_for(EVENT, "/readyz 200 on the unix socket", || {
+        get("/readyz").filter(|r| r.starts_with("HTTP/1.1 200"))
+    });
+    assert!(ready.ends_with("ready: 1 resources\n"), "{ready}");
+    let metrics = get("/metrics").unwrap();
+    assert!(
+        metrics.contains("application/openmetrics-text"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("reconfd_resource_state{resource=\"good\",state=\"in_sync\"} 1"),
+        "{metrics}"
+    );
+    assert!(get("/nothing").unwrap().starts_with("HTTP/1.1 404"));
+}

@@ -164,8 +164,12 @@ pub fn healthy() -> Result<String, String> {
 /// `/readyz`: `Ok` once every resource finished its first reconcile and none is failing or
 /// held; else the resources that are not ready, one per line.
 pub fn ready() -> Result<String, String> {
-    let s = state();
-    let Some(states) = &s.states else {
+    readiness(state().states.as_deref())
+}
+
+/// [`ready`] of a board (`None`: the supervisor has not published one yet).
+fn readiness(states: Option<&[(String, &'static str)]>) -> Result<String, String> {
+    let Some(states) = states else {
         return Err("starting: the resources are not loaded yet\n".into());
     };
     let not: Vec<String> = states
@@ -205,5 +209,45 @@ impl Collector for EtcdAge {
             g.metric_type(),
         )?;
         g.encode(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_once_every_resource_is_in_sync_or_deferred() {
+        assert!(readiness(None).unwrap_err().starts_with("starting"));
+        let board = |s: &[(&str, &'static str)]| -> Vec<(String, &'static str)> {
+            s.iter().map(|(n, st)| (n.to_string(), *st)).collect()
+        };
+        let ok = board(&[("a", "in_sync"), ("b", "deferred")]);
+        assert_eq!(readiness(Some(&ok)).unwrap(), "ready: 2 resources\n");
+        let not = board(&[
+            ("a", "pending"),
+            ("b", "in_sync"),
+            ("c", "failing"),
+            ("d", "held"),
+        ]);
+        assert_eq!(
+            readiness(Some(&not)).unwrap_err(),
+            "a: pending\nc: failing\nd: held\n"
+        );
+    }
+
+    #[test]
+    fn a_change_after_the_last_attempt_is_pending_and_errors_are_one_short_line() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let mut d = Detail {
+            last_change: Some(t),
+            ..Detail::default()
+        };
+        assert!(d.change_pending());
+        d.last_attempt = Some(t + Duration::from_secs(1));
+        assert!(!d.change_pending());
+        assert_eq!(one_line("check failed\nnginx: [emerg] …"), "check failed");
+        let long = "x".repeat(500);
+        assert_eq!(one_line(&long).chars().count(), ERROR_CHARS + 1);
     }
 }
