@@ -20,7 +20,10 @@ use std::time::Duration;
 
 use crate::diag::Diagnostic;
 pub use dialect::{Dialect, EngineKind};
-pub use etcd::{EtcdSettings, Password, ReadMode};
+pub use etcd::{
+    EtcdSettings, Password, ReadMode, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REREAD_JITTER,
+    MIN_MAX_MESSAGE_SIZE,
+};
 use raw::RawConfig;
 pub use value::{Dur, Mode, NameOrId, RateLimit, ReloadLimit};
 
@@ -262,6 +265,18 @@ impl Settings {
             ));
         }
 
+        let max_message_size = match raw.etcd.max_message_size {
+            None => DEFAULT_MAX_MESSAGE_SIZE,
+            Some(n) if n < MIN_MAX_MESSAGE_SIZE as u64 => {
+                errors.push(Diagnostic::file(
+                    &file,
+                    format!("etcd.max_message_size = {n} is below {MIN_MAX_MESSAGE_SIZE} bytes (2 MiB), which ordinary etcd responses exceed; the default is {DEFAULT_MAX_MESSAGE_SIZE} (64 MiB)"),
+                ));
+                DEFAULT_MAX_MESSAGE_SIZE
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+
         let batch = BatchSettings::default().merged(&raw.batch);
         let log_level = o
             .log_level
@@ -290,6 +305,11 @@ impl Settings {
                 client_cert,
                 server_name,
                 read: raw.etcd.read.unwrap_or_default(),
+                max_message_size,
+                reread_jitter: raw
+                    .etcd
+                    .reread_jitter
+                    .map_or(DEFAULT_REREAD_JITTER, |d| d.0),
             },
             batch,
             log_level,

@@ -30,8 +30,6 @@ pub use tls::TlsError;
 
 /// etcd's default limit of operations in one transaction (`--max-txn-ops`).
 const MAX_TXN_OPS: usize = 128;
-/// Responses for big prefixes exceed tonic's 4 MiB default.
-const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 pub use crate::config::ReadMode;
 
@@ -257,6 +255,12 @@ pub struct Read {
     pub denied: Vec<String>,
     /// The endpoint(s) read from: the one that answered, after [`read_any`].
     pub endpoint: String,
+    /// The cluster that answered (its response headers' `cluster_id`; 0 when nothing was
+    /// read), so the follower notices a different cluster behind the same endpoints.
+    pub cluster_id: u64,
+    /// Whether the read was linearizable: its revision is then the cluster's current one and
+    /// cannot be older than anything seen before on the same cluster.
+    pub linearizable: bool,
 }
 
 /// Tries the endpoints in the one failover order ([`endpoints::Failover`]: one member at a
@@ -314,9 +318,7 @@ pub async fn read_allowed(
 ) -> Result<Read, EtcdError> {
     let endpoints = &settings.endpoints;
 
-    let mut kv = client
-        .kv_client()
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut kv = kv_client(client, settings);
     let fail = |what: String, source: etcd_client::Error| EtcdError::Read {
         what,
         endpoints: endpoints.join(","),
@@ -325,12 +327,17 @@ pub async fn read_allowed(
     };
     let mut snapshot = Snapshot::default();
     let mode = settings.read;
-    match read_into(&mut kv, &merge_prefixes(watched), &mut snapshot, mode).await {
+    let mut cluster_id = 0;
+    let linearizable = mode == ReadMode::Linearizable;
+    let prefixes = merge_prefixes(watched);
+    match read_into(&mut kv, &prefixes, &mut snapshot, &mut cluster_id, mode).await {
         Ok(()) => {
             return Ok(Read {
                 snapshot,
                 denied: Vec::new(),
                 endpoint: endpoints.join(","),
+                cluster_id,
+                linearizable,
             })
         }
         Err((_, source)) if is_denied(&source) => {}
@@ -345,7 +352,8 @@ pub async fn read_allowed(
     let mut snapshot = Snapshot::default();
     let mut denied = Vec::new();
     for key in each {
-        match read_into(&mut kv, std::slice::from_ref(&key), &mut snapshot, mode).await {
+        let one = std::slice::from_ref(&key);
+        match read_into(&mut kv, one, &mut snapshot, &mut cluster_id, mode).await {
             Ok(()) => {}
             Err((_, source)) if is_denied(&source) => denied.push(key),
             Err((what, source)) => return Err(fail(what, source)),
@@ -355,7 +363,53 @@ pub async fn read_allowed(
         snapshot,
         denied,
         endpoint: endpoints.join(","),
+        cluster_id,
+        linearizable,
     })
+}
+
+/// A KV client that sends and accepts messages up to `[etcd] max_message_size`.
+fn kv_client(client: &Client, settings: &EtcdSettings) -> KvClient {
+    client
+        .kv_client()
+        .max_decoding_message_size(settings.max_message_size)
+        .max_encoding_message_size(settings.max_message_size)
+}
+
+/// Where the cluster behind `client` is now, by a linearizable request (a count of `key`,
+/// which the user may read): its answer comes from the leader's current state, so its
+/// revision is never below one the cluster already had. Confirms a revision that seems to
+/// have gone backwards before the follower re-reads everything.
+pub async fn confirm(
+    client: &Client,
+    settings: &EtcdSettings,
+    key: &str,
+) -> Result<follower::Header, EtcdError> {
+    let mut kv = kv_client(client, settings);
+    let resp = kv
+        .get(key, Some(GetOptions::new().with_count_only()))
+        .await
+        .map_err(|source| EtcdError::Read {
+            what: key.to_owned(),
+            endpoints: settings.endpoints.join(","),
+            hint: hint(&source, settings),
+            source,
+        })?;
+    Ok(header_of(resp.header()))
+}
+
+/// The cluster and revision a response header names (zeros without a header).
+pub fn header_of(header: Option<&etcd_client::ResponseHeader>) -> follower::Header {
+    follower::Header {
+        cluster_id: header.map_or(0, |h| h.cluster_id()),
+        revision: header.map_or(0, |h| h.revision()),
+    }
+}
+
+/// Whether a message from etcd exceeded `[etcd] max_message_size` (tonic's own limit error).
+pub fn is_oversized(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s)
+        if s.message().contains("message length too large"))
 }
 
 /// Reads every key under `prefixes` (merged watched keys) into `snapshot`, pinned to its
@@ -365,11 +419,12 @@ async fn read_into(
     kv: &mut KvClient,
     prefixes: &[String],
     snapshot: &mut Snapshot,
+    cluster_id: &mut u64,
     mode: ReadMode,
 ) -> Result<(), (String, etcd_client::Error)> {
     match mode {
-        ReadMode::Linearizable => read_txns(kv, prefixes, snapshot).await,
-        ReadMode::Serializable => read_ranges(kv, prefixes, snapshot).await,
+        ReadMode::Linearizable => read_txns(kv, prefixes, snapshot, cluster_id).await,
+        ReadMode::Serializable => read_ranges(kv, prefixes, snapshot, cluster_id).await,
     }
 }
 
@@ -378,6 +433,7 @@ async fn read_txns(
     kv: &mut KvClient,
     prefixes: &[String],
     snapshot: &mut Snapshot,
+    cluster_id: &mut u64,
 ) -> Result<(), (String, etcd_client::Error)> {
     let ranges = key_ranges(prefixes);
     for chunk in ranges.chunks(MAX_TXN_OPS) {
@@ -406,6 +462,9 @@ async fn read_txns(
         if snapshot.revision == 0 {
             snapshot.revision = resp.header().map_or(0, |h| h.revision());
         }
+        if let Some(h) = resp.header() {
+            *cluster_id = h.cluster_id();
+        }
         for op in resp.op_responses() {
             if let TxnOpResponse::Get(get) = op {
                 insert_kvs(snapshot, &get);
@@ -431,6 +490,7 @@ async fn read_ranges(
     kv: &mut KvClient,
     prefixes: &[String],
     snapshot: &mut Snapshot,
+    cluster_id: &mut u64,
 ) -> Result<(), (String, etcd_client::Error)> {
     for (key, end) in key_ranges(prefixes) {
         let what = || match end {
@@ -469,7 +529,7 @@ async fn read_ranges(
                 Err(e) if is_compacted(&e) => {
                     tracing::info!(
                         revision,
-                        "the serializable answer is older than etcd's compaction; reading at the current revision"
+                        "etcd no longer has the serializable answer's revision (compacted, or etcd was restored from an older snapshot); reading at the current revision"
                     );
                     resp = kv
                         .get(key.as_str(), Some(options(false, 0)))
@@ -480,16 +540,21 @@ async fn read_ranges(
             }
             snapshot.revision = resp.header().map_or(0, |h| h.revision());
         }
+        if let Some(h) = resp.header() {
+            *cluster_id = h.cluster_id();
+        }
         insert_kvs(snapshot, &resp);
     }
     Ok(())
 }
 
-/// Whether etcd refused a read because its revision was compacted away. By the message: etcd
-/// says `OutOfRange`, but its gRPC proxy passes the error on as `Unknown`.
+/// Whether etcd refused a read at a revision it does not have: compacted away, or a future
+/// one (a cached answer from before etcd was restored from an older snapshot). By the
+/// message: etcd says `OutOfRange`, but its gRPC proxy passes the error on as `Unknown`.
 fn is_compacted(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s)
-        if s.message().contains("required revision has been compacted"))
+        if s.message().contains("required revision has been compacted")
+            || s.message().contains("required revision is a future revision"))
 }
 
 fn insert_kvs(snapshot: &mut Snapshot, get: &GetResponse) {

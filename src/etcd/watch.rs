@@ -62,6 +62,7 @@ pub async fn follow(
         user: settings.username.clone(),
         progress_every: progress_interval(),
         denied_recheck: DENIED_RECHECK,
+        reread_jitter: settings.reread_jitter,
     };
     let mut follower = Follower::new(config, tx.borrow().clone());
     let mut io = Io::new(settings, tx, health);
@@ -98,6 +99,8 @@ struct Io {
     progress: Option<Interval>,
     /// When the follower's one timer fires.
     timer: Option<Instant>,
+    /// A watch response whose header was told first, to tell next.
+    pending: Option<Input>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     health: watch::Sender<Health>,
 }
@@ -115,6 +118,7 @@ impl Io {
             stream: None,
             progress: None,
             timer: None,
+            pending: None,
             snapshots,
             health,
         }
@@ -138,6 +142,16 @@ impl Io {
                 let requests = self.requests.as_mut()?;
                 let sent = requests.request_progress().await;
                 sent.err().map(|e| self.watch_failed(e))
+            }
+            Action::Confirm(key) => {
+                let client = self.client.as_ref()?;
+                Some(match super::confirm(client, &self.settings, &key).await {
+                    Ok(header) => {
+                        self.answered();
+                        Input::Confirmed(header)
+                    }
+                    Err(e) => Input::Failed(e.to_string()),
+                })
             }
             Action::RefreshToken => {
                 let client = self.client.as_ref()?;
@@ -167,6 +181,7 @@ impl Io {
     }
 
     fn drop_stream(&mut self) {
+        self.pending = None;
         self.requests = None;
         self.stream = None;
         self.progress = None;
@@ -222,6 +237,8 @@ impl Io {
             return Input::WatchOpened;
         };
         let stream = match client
+            .watch_client()
+            .max_decoding_message_size(self.settings.max_message_size)
             .watch(first.start.as_str(), Some(options(first)))
             .await
         {
@@ -247,6 +264,13 @@ impl Io {
     }
 
     fn watch_failed(&self, source: etcd_client::Error) -> Input {
+        if super::is_oversized(&source) {
+            return Input::Oversized(format!(
+                "a watch response from {} is larger than [etcd] max_message_size ({} bytes): {source}",
+                self.endpoint(),
+                self.settings.max_message_size
+            ));
+        }
         Input::Failed(format!("watch on {} failed: {source}", self.endpoint()))
     }
 
@@ -261,6 +285,9 @@ impl Io {
 
     /// Waits for the next watch response, progress tick or timer.
     async fn next_input(&mut self) -> Input {
+        if let Some(input) = self.pending.take() {
+            return input;
+        }
         enum Woke {
             Timer,
             Progress,
@@ -295,7 +322,8 @@ impl Io {
             Woke::Progress => Input::ProgressDue,
             Woke::Message(Ok(Some(resp))) => {
                 self.answered();
-                Input::Message(message_of(&resp))
+                self.pending = Some(Input::Message(message_of(&resp)));
+                Input::Header(super::header_of(resp.header()))
             }
             Woke::Message(Ok(None)) => Input::StreamEnded,
             Woke::Message(Err(e)) => self.watch_failed(e),
