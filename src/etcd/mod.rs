@@ -233,6 +233,11 @@ fn hint(e: &etcd_client::Error, settings: &EtcdSettings) -> String {
         "; the server closed the connection: if it requires client certificates (--client-cert-auth), set etcd.tls.cert_file and key_file".into()
     } else if !tls && closed {
         "; the server closed the connection: if it serves TLS, use https:// endpoints".into()
+    } else if text.contains("message length too large") {
+        format!(
+            "; a response is larger than [etcd] max_message_size ({} bytes): raise it if values this large belong under the watched keys",
+            settings.max_message_size
+        )
     } else if text.contains("user name is empty") {
         "; etcd requires authentication: set etcd.username (--username) and a password source"
             .into()

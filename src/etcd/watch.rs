@@ -325,8 +325,16 @@ impl Io {
                 self.pending = Some(Input::Message(message_of(&resp)));
                 Input::Header(super::header_of(resp.header()))
             }
-            Woke::Message(Ok(None)) => Input::StreamEnded,
-            Woke::Message(Err(e)) => self.watch_failed(e),
+            Woke::Message(Ok(None)) => {
+                self.drop_stream();
+                Input::StreamEnded
+            }
+            Woke::Message(Err(e)) => {
+                // A broken stream may yield garbage after its error (an oversized message
+                // leaves the rest of it unread): nothing more is taken from it.
+                self.drop_stream();
+                self.watch_failed(e)
+            }
         }
     }
 }
