@@ -380,6 +380,28 @@ mod tests {
     }
 
     #[test]
+    fn etcd_message_size_and_reread_jitter() {
+        let assemble = |text: &str| {
+            let (_d, p) = write(text);
+            Settings::assemble(&Overrides {
+                config: Some(p),
+                ..Default::default()
+            })
+        };
+        let s = assemble("").unwrap();
+        assert_eq!(s.etcd.max_message_size, DEFAULT_MAX_MESSAGE_SIZE);
+        assert_eq!(s.etcd.reread_jitter, DEFAULT_REREAD_JITTER);
+        let s = assemble("[etcd]\nmax_message_size = 134217728\nreread_jitter = \"0\"\n").unwrap();
+        assert_eq!(s.etcd.max_message_size, 128 << 20);
+        assert_eq!(s.etcd.reread_jitter, Duration::ZERO);
+        let err = assemble("[etcd]\nmax_message_size = 1000\n").unwrap_err();
+        assert!(
+            err[0].to_string().contains("etcd.max_message_size = 1000"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn explicit_missing_config_is_an_error() {
         let err = Settings::assemble(&Overrides {
             config: Some("/nonexistent/r.toml".into()),
