@@ -368,6 +368,8 @@ fn a_hung_member_is_left_within_seconds() {
     let took = wait_content(&t, &d, "server 10.0.9.9:80;", Duration::from_secs(40));
     nix::sys::signal::kill(cluster.pid(victim), Signal::SIGCONT).unwrap();
     assert_ne!(followed(&d), cluster.endpoint(victim), "{}", d.log());
+    // Said as what it is, not as the h2 error it surfaces as.
+    assert!(d.log().contains("keep-alive timeout"), "{}", d.log());
     eprintln!("hung member: change applied {took:?} after the write");
 }
 

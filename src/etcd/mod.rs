@@ -28,6 +28,13 @@ pub mod watch;
 pub use credentials::CredentialError;
 pub use tls::TlsError;
 
+/// How often the HTTP/2 connection to etcd is pinged, and how long an answer may take before
+/// the connection is given up: a member that hangs or is black-holed is left after at most the
+/// sum.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// See [`KEEP_ALIVE_INTERVAL`].
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// etcd's default limit of operations in one transaction (`--max-txn-ops`).
 const MAX_TXN_OPS: usize = 128;
 
@@ -146,7 +153,7 @@ pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(10))
-        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+        .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)
         .with_require_leader(true);
     if let Some(tls) = tls::options(settings)? {
         opts = opts.with_tls(tls);

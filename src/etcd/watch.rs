@@ -101,6 +101,8 @@ struct Io {
     timer: Option<Instant>,
     /// A watch response whose header was told first, to tell next.
     pending: Option<Input>,
+    /// When the open stream last brought anything (or was opened).
+    heard: Option<Instant>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     health: watch::Sender<Health>,
 }
@@ -119,6 +121,7 @@ impl Io {
             progress: None,
             timer: None,
             pending: None,
+            heard: None,
             snapshots,
             health,
         }
@@ -259,6 +262,7 @@ impl Io {
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.requests = Some(requests);
         self.stream = Some(stream);
+        self.heard = Some(Instant::now());
         self.progress = Some(progress);
         Input::WatchOpened
     }
@@ -322,6 +326,7 @@ impl Io {
             Woke::Progress => Input::ProgressDue,
             Woke::Message(Ok(Some(resp))) => {
                 self.answered();
+                self.heard = Some(Instant::now());
                 self.pending = Some(Input::Message(message_of(&resp)));
                 Input::Header(super::header_of(resp.header()))
             }
@@ -332,11 +337,37 @@ impl Io {
             Woke::Message(Err(e)) => {
                 // A broken stream may yield garbage after its error (an oversized message
                 // leaves the rest of it unread): nothing more is taken from it.
+                let silent = self.heard.map(|t| t.elapsed());
                 self.drop_stream();
-                self.watch_failed(e)
+                match silent {
+                    Some(silent) if gave_up_by_keep_alive(&e, silent) => Input::Failed(format!(
+                        "watch on {} failed: keep-alive timeout (the member did not answer the connection's pings; nothing heard for {}s)",
+                        self.endpoint(),
+                        silent.as_secs()
+                    )),
+                    _ => self.watch_failed(e),
+                }
             }
         }
     }
+}
+
+/// Whether a stream that failed with `e` after `silent` without a message was most likely closed
+/// by the HTTP/2 keep-alive: hyper closes such a connection quietly, and the stream then only
+/// says "broken pipe" or "connection closed". A member that was killed or restarted resets the
+/// connection at once instead, usually while it still answered within the last
+/// [`super::KEEP_ALIVE_TIMEOUT`].
+fn gave_up_by_keep_alive(e: &etcd_client::Error, silent: Duration) -> bool {
+    let text = format!("{e:?}");
+    let closed = [
+        "BrokenPipe",
+        "broken pipe",
+        "connection closed",
+        "KeepAlive",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle));
+    closed && silent >= super::KEEP_ALIVE_TIMEOUT
 }
 
 /// What a watch response means, in the follower's terms. A compaction is checked first (etcd
