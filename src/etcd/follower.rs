@@ -48,6 +48,9 @@
 //!   watch's headers, a serializable read) may come from a member or proxy that merely lags:
 //!   one below the applied revision is confirmed with a linearizable request first, once per
 //!   session.
+//! - A progress request still unanswered when the next is due (etcd 3.4's gRPC proxy never
+//!   answers them) is followed by [`Action::Confirm`]: its answer proves etcd alive for the
+//!   watchdog on a quiet prefix, and checks for a restore behind the proxy.
 //! - A watch response larger than `[etcd] max_message_size` cannot be resumed past: every
 //!   watched key is read instead; a second one before the watch delivered anything ends the
 //!   session (backoff).
@@ -331,6 +334,9 @@ enum Confirming {
     Watch,
     /// A serializable read below the applied revision, held until confirmed.
     Read(Read),
+    /// The last progress request went unanswered (etcd 3.4's gRPC proxy does not answer
+    /// them): the member or proxy is proven alive, and the cluster checked, by this request.
+    Probe,
 }
 
 /// The open watch stream.
@@ -417,6 +423,8 @@ pub struct Follower {
     ever_read: bool,
     /// The delay before the owed read has passed.
     delayed: bool,
+    /// A progress request was sent on the open stream and nothing came since.
+    progress_unanswered: bool,
     /// The endpoint last followed, to log a switch once.
     following: String,
     /// The last warning about a failed session, to log each distinct one once.
@@ -455,6 +463,7 @@ impl Follower {
             reread_jitter: config.reread_jitter,
             ever_read: false,
             delayed: false,
+            progress_unanswered: false,
             following: String::new(),
             last_warning: None,
             reach: Reach::NotYetReached,
@@ -494,10 +503,7 @@ impl Follower {
                 let message = format!("watch on {} ended", self.failover.current());
                 self.end_session(message)
             }
-            Input::ProgressDue => match self.phase {
-                Phase::Watching(_) => vec![Action::RequestProgress],
-                _ => Vec::new(),
-            },
+            Input::ProgressDue => self.progress_due(),
             Input::TimerFired => self.timer_fired(),
             Input::Failed(message) => self.end_session(message),
         }
@@ -619,6 +625,24 @@ impl Follower {
         }
     }
 
+    /// Time to ask the open stream for progress. When the last request went unanswered (etcd
+    /// 3.4's gRPC proxy never answers them, so a quiet prefix would look dead to the
+    /// watchdog), a small linearizable request proves etcd alive instead, and checks it was
+    /// not restored meanwhile.
+    fn progress_due(&mut self) -> Vec<Action> {
+        if !matches!(self.phase, Phase::Watching(_)) {
+            return Vec::new();
+        }
+        let mut actions = vec![Action::RequestProgress];
+        if std::mem::replace(&mut self.progress_unanswered, true) && self.confirming.is_none() {
+            if let Some(key) = self.readable_key() {
+                self.confirming = Some(Confirming::Probe);
+                actions.push(Action::Confirm(key));
+            }
+        }
+        actions
+    }
+
     /// The linearizable answer to [`Action::Confirm`].
     fn confirmed(&mut self, header: Header) -> Vec<Action> {
         let Some(confirming) = self.confirming.take() else {
@@ -627,6 +651,8 @@ impl Follower {
         let restored = self.check(header, true) == Check::Restored;
         if restored {
             self.report_restore(header);
+        } else if matches!(confirming, Confirming::Probe) {
+            // etcd answered; nothing went backwards.
         } else {
             debug!(
                 revision = self.rev,
@@ -638,8 +664,8 @@ impl Follower {
         let mut actions = self.reached();
         match confirming {
             Confirming::Read(read) => actions.extend(self.take_read(read)),
-            Confirming::Watch if restored => actions.extend(self.proceed()),
-            Confirming::Watch => {}
+            Confirming::Watch | Confirming::Probe if restored => actions.extend(self.proceed()),
+            Confirming::Watch | Confirming::Probe => {}
         }
         actions
     }
@@ -728,6 +754,7 @@ impl Follower {
     /// Opens the watch over every readable watched key (covering or split), each watcher from
     /// its resume point; with nothing readable, waits and reads again.
     fn watch(&mut self) -> Vec<Action> {
+        self.progress_unanswered = false;
         let denied = self.snapshot.denied.clone();
         let allowed: Vec<String> = self
             .watched
@@ -797,6 +824,7 @@ impl Follower {
             return Vec::new();
         }
         // Any response answers: etcd is reachable (once per state change).
+        self.progress_unanswered = false;
         let mut actions = self.reached();
         let Phase::Watching(stream) = &mut self.phase else {
             return actions;

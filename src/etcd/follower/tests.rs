@@ -875,3 +875,23 @@ fn re_reads_but_not_the_first_read_wait_a_random_delay_up_to_the_jitter() {
     assert_eq!(watchers(&actions).len(), 1);
     assert!(!actions.iter().any(|a| matches!(a, Action::Timer(Some(_)))));
 }
+
+#[test]
+fn an_unanswered_progress_request_is_followed_by_a_linearizable_probe() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    watching(&mut f, read(10, &[], &[]), &[1]);
+    assert_eq!(f.handle(Input::ProgressDue), vec![Action::RequestProgress]);
+    // An answer (here a progress report) clears it: no probe.
+    f.handle(progress(-1, 10));
+    assert_eq!(f.handle(Input::ProgressDue), vec![Action::RequestProgress]);
+    // Nothing came (etcd 3.4's gRPC proxy): a probe with the next request.
+    assert_eq!(
+        f.handle(Input::ProgressDue),
+        vec![Action::RequestProgress, Action::Confirm("/k".into())]
+    );
+    assert!(f.handle(Input::Confirmed(header(CLUSTER, 12))).is_empty());
+    // The probe also notices a restore behind the proxy.
+    let actions = f.handle(Input::ProgressDue);
+    assert!(confirms(&actions));
+    assert!(has_read(&f.handle(Input::Confirmed(header(CLUSTER, 3)))));
+}
