@@ -541,7 +541,7 @@ async fn read_ranges(
                 Err(e) if is_compacted(&e) => {
                     tracing::info!(
                         revision,
-                        "etcd no longer has the serializable answer's revision (compacted, or etcd was restored from an older snapshot); reading at the current revision"
+                        "the serializable answer is older than etcd's compaction (or newer than etcd, restored from an older snapshot); reading at the current revision"
                     );
                     resp = kv
                         .get(key.as_str(), Some(options(false, 0)))
