@@ -636,6 +636,7 @@ impl Follower {
         let mut actions = vec![Action::RequestProgress];
         if std::mem::replace(&mut self.progress_unanswered, true) && self.confirming.is_none() {
             if let Some(key) = self.readable_key() {
+                debug!("the last progress request went unanswered; asking etcd directly");
                 self.confirming = Some(Confirming::Probe);
                 actions.push(Action::Confirm(key));
             }
