@@ -653,7 +653,9 @@ impl Follower {
         if restored {
             self.report_restore(header);
         } else if matches!(confirming, Confirming::Probe) {
-            // etcd answered; nothing went backwards.
+            // etcd answered while the watch stayed open: behind a proxy that answers no
+            // progress request, as good a sign of a working session as a progress report.
+            self.got_through = true;
         } else {
             debug!(
                 revision = self.rev,
