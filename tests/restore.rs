@@ -100,6 +100,13 @@ fn survives(replace: impl FnOnce(&mut Etcd, &Path), after: &[(&str, &str)], want
     want.sort();
     wait_content(&d, &file, &(want.join("\n") + "\n"));
     assert_eq!(d.log_count(RESTORED), 1, "one warning:\n{log}");
+    // The keys the restore changed are named (values never are).
+    let reread = log
+        .lines()
+        .find(|l| l.contains("after the restore; keys that differ"))
+        .unwrap_or_else(|| panic!("no list of changed keys:\n{log}"));
+    assert!(reread.contains("/app/late"), "{reread}");
+    assert!(!reread.contains("=x"), "{reread}");
 }
 
 #[test]

@@ -696,7 +696,7 @@ impl Follower {
         if read.cluster_id != 0 {
             self.cluster_id = read.cluster_id;
         }
-        self.restored = false;
+        let after_restore = std::mem::take(&mut self.restored);
         self.ever_read = true;
         self.delayed = false;
         let member = self.failover.current().to_owned();
@@ -708,7 +708,17 @@ impl Follower {
             self.denied_recheck,
         ));
         // The periodic re-reads while keys are denied change nothing most of the time.
-        if next.since == 0 || !next.changed.is_empty() {
+        if after_restore {
+            // Which keys the restore changed, so the operator sees what the files lost or
+            // gained (names only: values may be secrets).
+            info!(
+                revision = next.revision,
+                keys = next.kvs.len(),
+                changed = next.changed.len(),
+                "read every watched key after the restore; keys that differ: {}",
+                key_list(&next.changed)
+            );
+        } else if next.since == 0 || !next.changed.is_empty() {
             info!(
                 revision = next.revision,
                 keys = next.kvs.len(),
@@ -1044,6 +1054,24 @@ enum Check {
     Unsure,
     /// Another cluster, or a linearizable answer behind the applied revision.
     Restored,
+}
+
+/// Up to 20 keys, comma-separated, and how many more there are.
+fn key_list(keys: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = keys
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > SHOWN {
+        text.push_str(&format!(" (and {} more)", keys.len() - SHOWN));
+    }
+    if text.is_empty() {
+        text.push_str("none");
+    }
+    text
 }
 
 /// A random delay in `[0, max]`.
