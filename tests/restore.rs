@@ -81,12 +81,18 @@ fn survives(replace: impl FnOnce(&mut Etcd, &Path), after: &[(&str, &str)], want
     wait_content(&d, &file, &lines(&[("/app/b", "29"), ("/app/late", "x")]));
 
     replace(&mut etcd, &snapshot);
+    let back = Instant::now();
     assert!(
         etcd.revision() < rev,
         "etcd must be behind the daemon for this test"
     );
     etcd.put_all(after);
     wait_content(&d, &file, want);
+    eprintln!(
+        "etcd back at revision {} (daemon had {rev}): file right {:?} later",
+        etcd.revision(),
+        back.elapsed()
+    );
     d.wait_log(EVENT, RESTORED, 1);
     let log = d.log();
     let warning = log.lines().find(|l| l.contains(RESTORED)).unwrap();
