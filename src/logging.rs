@@ -32,6 +32,9 @@ pub const ETCD_UNREACHABLE: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e53";
 pub const ETCD_RECOVERED: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e54";
 /// A template failed to render.
 pub const RENDER_FAILED: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e55";
+/// etcd is not the cluster the local copy came from (restored from an older snapshot, or
+/// re-created): everything is read again.
+pub const ETCD_RESTORED: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e5e";
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -264,6 +267,7 @@ mod tests {
             ETCD_UNREACHABLE,
             ETCD_RECOVERED,
             RENDER_FAILED,
+            ETCD_RESTORED,
         ];
         for id in ids {
             assert_eq!(id.len(), 32);

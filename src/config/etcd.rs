@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How to reach etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +34,28 @@ pub struct EtcdSettings {
     pub server_name: Option<String>,
     /// How full reads ask etcd (serializable ones a gRPC proxy can answer from its cache).
     pub read: ReadMode,
+    /// The largest gRPC message reconfd sends or accepts from etcd, in bytes (`[etcd]
+    /// max_message_size`), for reads and watches alike, so a value the read accepts never
+    /// freezes the watch.
+    pub max_message_size: usize,
+    /// The longest random delay before a full re-read after an outage, a failover, a compaction
+    /// or a restore (`[etcd] reread_jitter`), so a fleet does not read the whole prefix at the
+    /// same instant; zero reads at once.
+    pub reread_jitter: Duration,
 }
+
+/// The default `[etcd] max_message_size`: 64 MiB. Above the largest request etcd accepts even
+/// with `--max-request-bytes` raised as far as its docs advise (10 MiB), so any value etcd
+/// stores can be read and watched; far below gRPC's 2 GiB, so a mistaken huge range costs at
+/// most that much memory instead of a surprise.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// The smallest `[etcd] max_message_size` accepted: etcd's own default request limit (1.5 MiB)
+/// rounded up, below which ordinary values would fail.
+pub const MIN_MAX_MESSAGE_SIZE: usize = 2 * 1024 * 1024;
+
+/// The default `[etcd] reread_jitter`.
+pub const DEFAULT_REREAD_JITTER: Duration = Duration::from_secs(1);
 
 /// How full reads ask etcd for the watched keys (`[etcd] read`).
 ///

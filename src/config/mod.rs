@@ -21,7 +21,10 @@ use std::time::Duration;
 
 use crate::diag::Diagnostic;
 pub use dialect::{Dialect, EngineKind};
-pub use etcd::{EtcdSettings, Password, ReadMode};
+pub use etcd::{
+    EtcdSettings, Password, ReadMode, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REREAD_JITTER,
+    MIN_MAX_MESSAGE_SIZE,
+};
 pub use observe::{Listen, ObserveSettings};
 use raw::RawConfig;
 pub use value::{Dur, Mode, NameOrId, RateLimit, ReloadLimit};
@@ -270,6 +273,18 @@ impl Settings {
             ));
         }
 
+        let max_message_size = match raw.etcd.max_message_size {
+            None => DEFAULT_MAX_MESSAGE_SIZE,
+            Some(n) if n < MIN_MAX_MESSAGE_SIZE as u64 => {
+                errors.push(Diagnostic::file(
+                    &file,
+                    format!("etcd.max_message_size = {n} is below {MIN_MAX_MESSAGE_SIZE} bytes (2 MiB), which ordinary etcd responses exceed; the default is {DEFAULT_MAX_MESSAGE_SIZE} (64 MiB)"),
+                ));
+                DEFAULT_MAX_MESSAGE_SIZE
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+
         let batch = BatchSettings::default().merged(&raw.batch);
         let log_level = o
             .log_level
@@ -306,6 +321,11 @@ impl Settings {
                 client_cert,
                 server_name,
                 read: raw.etcd.read.unwrap_or_default(),
+                max_message_size,
+                reread_jitter: raw
+                    .etcd
+                    .reread_jitter
+                    .map_or(DEFAULT_REREAD_JITTER, |d| d.0),
             },
             batch,
             log_level,
@@ -374,6 +394,28 @@ mod tests {
         .unwrap();
         assert_eq!(s.prefix, "/dc2");
         assert_eq!(s.etcd.endpoints, vec!["http://127.0.0.1:2"]);
+    }
+
+    #[test]
+    fn etcd_message_size_and_reread_jitter() {
+        let assemble = |text: &str| {
+            let (_d, p) = write(text);
+            Settings::assemble(&Overrides {
+                config: Some(p),
+                ..Default::default()
+            })
+        };
+        let s = assemble("").unwrap();
+        assert_eq!(s.etcd.max_message_size, DEFAULT_MAX_MESSAGE_SIZE);
+        assert_eq!(s.etcd.reread_jitter, DEFAULT_REREAD_JITTER);
+        let s = assemble("[etcd]\nmax_message_size = 134217728\nreread_jitter = \"0\"\n").unwrap();
+        assert_eq!(s.etcd.max_message_size, 128 << 20);
+        assert_eq!(s.etcd.reread_jitter, Duration::ZERO);
+        let err = assemble("[etcd]\nmax_message_size = 1000\n").unwrap_err();
+        assert!(
+            err[0].to_string().contains("etcd.max_message_size = 1000"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub struct RawEtcd {
     pub password_keyring: Option<bool>,
     /// `"linearizable"` (default) or `"serializable"`: how full reads ask etcd.
     pub read: Option<super::ReadMode>,
+    /// Largest gRPC message sent to or accepted from etcd, in bytes (reads and watches).
+    pub max_message_size: Option<u64>,
+    /// Longest random delay before a full re-read after an outage ("0" disables).
+    pub reread_jitter: Option<Dur>,
     /// TLS files.
     #[serde(default)]
     pub tls: RawTls,

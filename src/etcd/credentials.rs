@@ -346,6 +346,8 @@ mod tests {
             client_cert: None,
             server_name: None,
             read: Default::default(),
+            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
+            reread_jitter: std::time::Duration::ZERO,
         }
     }
 

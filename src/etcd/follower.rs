@@ -35,7 +35,29 @@
 //!   watcher catching up, and a session ending right then would resume after events it never
 //!   delivered.
 //! - [`Reach`] says whether etcd can be followed, and through which member; it changes once per
-//!   state change, as do the "unreachable" / "reachable again" log lines.
+//!   state change, as do the "unreachable" / "reachable again" log lines. etcd is reachable
+//!   again only once a request was answered (a read, a watch response), never on a mere
+//!   connect; the backoff starts again from its shortest wait only once the watch delivered
+//!   something (events or progress), so a member that accepts connections and then fails is
+//!   retried ever more slowly.
+//! - Restores and new clusters: every answer's header is checked against the cluster ID and
+//!   the revision already applied. A different cluster ID, or a revision below the applied
+//!   one in a linearizable answer (a linearizable read, or [`Action::Confirm`]), means etcd
+//!   was restored from an older snapshot or re-created: one warning names both, and every
+//!   watched key is read again at the new revision, as after a compaction. Other answers (a
+//!   watch's headers, a serializable read) may come from a member or proxy that merely lags:
+//!   one below the applied revision is confirmed with a linearizable request first, once per
+//!   session.
+//! - A progress request still unanswered when the next is due (etcd 3.4's gRPC proxy never
+//!   answers them) is followed by [`Action::Confirm`]: its answer proves etcd alive for the
+//!   watchdog on a quiet prefix, and checks for a restore behind the proxy.
+//! - A watch response larger than `[etcd] max_message_size` cannot be resumed past: every
+//!   watched key is read instead; a second one before the watch delivered anything ends the
+//!   session (backoff).
+//! - Every full read after the first is preceded by a random delay of up to
+//!   `[etcd] reread_jitter`, so the hosts of a fleet that lost etcd at the same moment do not
+//!   read the whole prefix at the same instant. A resume from the applied revision (the usual
+//!   case after a failover) reads nothing and waits for nothing.
 //!
 //! Not here: the connection, the read's transactions (`etcd::read_allowed`), the timers'
 //! clock, the channels and when etcd last answered (all in `watch.rs`).
@@ -122,6 +144,15 @@ impl Health {
     }
 }
 
+/// The cluster and revision of one etcd answer (a response header).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Header {
+    /// The cluster's ID; 0 when unknown.
+    pub cluster_id: u64,
+    /// etcd's revision when it answered; 0 when unknown.
+    pub revision: i64,
+}
+
 /// What the follower is given at start.
 #[derive(Debug, Clone)]
 pub struct FollowerConfig {
@@ -137,6 +168,9 @@ pub struct FollowerConfig {
     /// How often watched keys the user may not read are read again, so a role granted later
     /// takes effect without a restart.
     pub denied_recheck: Duration,
+    /// The longest random delay before a full read other than the first (`[etcd]
+    /// reread_jitter`).
+    pub reread_jitter: Duration,
 }
 
 /// One key's change, as a watch event carries it.
@@ -203,8 +237,15 @@ pub enum Input {
     ReadDone(Read),
     /// [`Action::Watch`] opened the stream and sent every create request.
     WatchOpened,
+    /// A watch response's header, told just before the response itself.
+    Header(Header),
     /// A watch response.
     Message(WatchMessage),
+    /// The watch stream broke on a response larger than `[etcd] max_message_size`; the
+    /// message says so, naming the endpoint.
+    Oversized(String),
+    /// [`Action::Confirm`]'s answer.
+    Confirmed(Header),
     /// The watch stream ended without an error.
     StreamEnded,
     /// The progress ticker of the open stream fired.
@@ -253,6 +294,9 @@ pub enum Action {
     RequestProgress,
     /// Refresh the auth token. Answer: [`Input::TokenRefreshed`] or [`Input::Failed`].
     RefreshToken,
+    /// Ask etcd, linearizably, where the cluster is (a count of this key, keeping any open
+    /// stream). Answer: [`Input::Confirmed`] or [`Input::Failed`].
+    Confirm(String),
     /// Send this snapshot to the resources.
     Publish(Arc<Snapshot>),
     /// Tell the supervisor where etcd stands.
@@ -279,6 +323,20 @@ enum Phase {
     Refreshing,
     /// Waiting for the backoff timer.
     BackingOff,
+    /// Waiting for the timer before a full read ([`FollowerConfig::reread_jitter`]).
+    Delaying,
+}
+
+/// What an [`Action::Confirm`] was sent for.
+#[derive(Debug)]
+enum Confirming {
+    /// A watch header below the applied revision.
+    Watch,
+    /// A serializable read below the applied revision, held until confirmed.
+    Read(Read),
+    /// The last progress request went unanswered (etcd 3.4's gRPC proxy does not answer
+    /// them): the member or proxy is proven alive, and the cluster checked, by this request.
+    Probe,
 }
 
 /// The open watch stream.
@@ -343,8 +401,30 @@ pub struct Follower {
     /// A refused split watcher sent us to read again; a second refusal before any watcher
     /// answered is an error, retried with backoff.
     denial_reread: bool,
-    /// This session's watch stream was opened (so its failure is not a failed connect).
+    /// This session's watch delivered something (so its failure starts a new round).
     got_through: bool,
+    /// The cluster the local copy came from; 0 until an answer said.
+    cluster_id: u64,
+    /// A linearizable request is out to tell a lagging member from a restored cluster.
+    confirming: Option<Confirming>,
+    /// In this session etcd was confirmed at or past the applied revision: lower watch headers
+    /// are a lagging member's, not confirmed again (a restore needs a restart of etcd, so it
+    /// ends the session).
+    lag_confirmed: bool,
+    /// A restore or new cluster was reported: the re-read owed is at a lower revision, and
+    /// says nothing new.
+    restored: bool,
+    /// An oversized watch response sent us to read again; another before the watch delivered
+    /// anything is an error, retried with backoff.
+    oversize_reread: bool,
+    /// See [`FollowerConfig::reread_jitter`].
+    reread_jitter: Duration,
+    /// A full read has been done (the first one is not delayed).
+    ever_read: bool,
+    /// The delay before the owed read has passed.
+    delayed: bool,
+    /// A progress request was sent on the open stream and nothing came since.
+    progress_unanswered: bool,
     /// The endpoint last followed, to log a switch once.
     following: String,
     /// The last warning about a failed session, to log each distinct one once.
@@ -375,6 +455,15 @@ impl Follower {
             split_logged: false,
             denial_reread: false,
             got_through: false,
+            cluster_id: 0,
+            confirming: None,
+            lag_confirmed: false,
+            restored: false,
+            oversize_reread: false,
+            reread_jitter: config.reread_jitter,
+            ever_read: false,
+            delayed: false,
+            progress_unanswered: false,
             following: String::new(),
             last_warning: None,
             reach: Reach::NotYetReached,
@@ -406,15 +495,15 @@ impl Follower {
                 self.watch_opened();
                 Vec::new()
             }
+            Input::Header(header) => self.watch_header(header),
             Input::Message(m) => self.message(m),
+            Input::Oversized(message) => self.oversized(message),
+            Input::Confirmed(header) => self.confirmed(header),
             Input::StreamEnded => {
                 let message = format!("watch on {} ended", self.failover.current());
                 self.end_session(message)
             }
-            Input::ProgressDue => match self.phase {
-                Phase::Watching(_) => vec![Action::RequestProgress],
-                _ => Vec::new(),
-            },
+            Input::ProgressDue => self.progress_due(),
             Input::TimerFired => self.timer_fired(),
             Input::Failed(message) => self.end_session(message),
         }
@@ -424,24 +513,192 @@ impl Follower {
     fn connect(&mut self) -> Vec<Action> {
         self.phase = Phase::Connecting;
         self.got_through = false;
+        self.lag_confirmed = false;
+        self.confirming = None;
         vec![Action::Connect(self.failover.current().to_owned())]
     }
 
     /// Connected (or the token refreshed, or a re-read is due): read if a read is owed, else
     /// watch.
     fn proceed(&mut self) -> Vec<Action> {
-        if self.needs_read {
-            self.phase = Phase::Reading;
-            return vec![Action::Read(self.watched.clone())];
+        if !self.needs_read {
+            return self.watch();
         }
-        let mut actions = self.reached();
-        actions.extend(self.watch());
+        if self.ever_read && !self.delayed && !self.reread_jitter.is_zero() {
+            self.phase = Phase::Delaying;
+            return vec![Action::Timer(Some(pick_delay(self.reread_jitter)))];
+        }
+        self.phase = Phase::Reading;
+        vec![Action::Read(self.watched.clone())]
+    }
+
+    /// A full read's answer: checked against the cluster and revision already applied (a
+    /// serializable one below it is confirmed first), then taken.
+    fn read_done(&mut self, read: Read) -> Vec<Action> {
+        let found = Header {
+            cluster_id: read.cluster_id,
+            revision: read.snapshot.revision,
+        };
+        match self.check(found, read.linearizable) {
+            Check::Same => {}
+            Check::Restored => self.report_restore(found),
+            Check::Unsure => {
+                if let Some(key) = self.readable_key() {
+                    self.confirming = Some(Confirming::Read(read));
+                    return vec![Action::Confirm(key)];
+                }
+            }
+        }
+        self.take_read(read)
+    }
+
+    /// How `found` compares with what the local copy came from; `linearizable` says whether
+    /// it is the cluster's current state (else it may lag).
+    fn check(&self, found: Header, linearizable: bool) -> Check {
+        if self.restored {
+            return Check::Same;
+        }
+        let other_cluster =
+            found.cluster_id != 0 && self.cluster_id != 0 && found.cluster_id != self.cluster_id;
+        let behind = found.revision > 0 && found.revision < self.rev;
+        if other_cluster || (behind && linearizable) {
+            Check::Restored
+        } else if behind {
+            Check::Unsure
+        } else {
+            Check::Same
+        }
+    }
+
+    /// Logs, once, that etcd is not the cluster the local copy came from, and owes a full
+    /// read.
+    fn report_restore(&mut self, found: Header) {
+        let (old, new) = (self.cluster_id, found.cluster_id);
+        let what = if old != 0 && new != 0 && old != new {
+            format!("etcd answers as cluster {new:x}, not cluster {old:x}")
+        } else {
+            format!("etcd is at revision {}", found.revision)
+        };
+        warn!(
+            reconfd.endpoint = %self.failover.current(),
+            revision = self.rev,
+            etcd_revision = found.revision,
+            message_id = crate::logging::ETCD_RESTORED,
+            "{what}, while revision {} (cluster {old:x}) was already applied: etcd was restored from an older snapshot or re-created; reading every watched key again",
+            self.rev
+        );
+        self.restored = true;
+        self.needs_read = true;
+    }
+
+    /// A watched key the user may read, for [`Action::Confirm`].
+    fn readable_key(&self) -> Option<String> {
+        let denied = &self.snapshot.denied;
+        self.watched.iter().find(|w| !denied.contains(w)).cloned()
+    }
+
+    /// A watch response's header: a restore or a new cluster is acted on at once, a revision
+    /// below the applied one confirmed first.
+    fn watch_header(&mut self, header: Header) -> Vec<Action> {
+        if !matches!(self.phase, Phase::Watching(_)) || self.confirming.is_some() {
+            return Vec::new();
+        }
+        match self.check(header, false) {
+            Check::Same => Vec::new(),
+            Check::Unsure if self.lag_confirmed => Vec::new(),
+            Check::Unsure => match self.readable_key() {
+                Some(key) => {
+                    debug!(
+                        revision = self.rev,
+                        etcd_revision = header.revision,
+                        "a watch answered below the applied revision; asking etcd where it is"
+                    );
+                    self.confirming = Some(Confirming::Watch);
+                    vec![Action::Confirm(key)]
+                }
+                None => Vec::new(),
+            },
+            Check::Restored => {
+                self.report_restore(header);
+                self.proceed()
+            }
+        }
+    }
+
+    /// Time to ask the open stream for progress. When the last request went unanswered (etcd
+    /// 3.4's gRPC proxy never answers them, so a quiet prefix would look dead to the
+    /// watchdog), a small linearizable request proves etcd alive instead, and checks it was
+    /// not restored meanwhile.
+    fn progress_due(&mut self) -> Vec<Action> {
+        if !matches!(self.phase, Phase::Watching(_)) {
+            return Vec::new();
+        }
+        let mut actions = vec![Action::RequestProgress];
+        if std::mem::replace(&mut self.progress_unanswered, true) && self.confirming.is_none() {
+            if let Some(key) = self.readable_key() {
+                debug!("the last progress request went unanswered; asking etcd directly");
+                self.confirming = Some(Confirming::Probe);
+                actions.push(Action::Confirm(key));
+            }
+        }
         actions
     }
 
-    /// A full read: publish it, start every resume point from its revision, and try the
+    /// The linearizable answer to [`Action::Confirm`].
+    fn confirmed(&mut self, header: Header) -> Vec<Action> {
+        let Some(confirming) = self.confirming.take() else {
+            return Vec::new();
+        };
+        let restored = self.check(header, true) == Check::Restored;
+        if restored {
+            self.report_restore(header);
+        } else if matches!(confirming, Confirming::Probe) {
+            // etcd answered while the watch stayed open: behind a proxy that answers no
+            // progress request, as good a sign of a working session as a progress report.
+            self.got_through = true;
+        } else {
+            debug!(
+                revision = self.rev,
+                etcd_revision = header.revision,
+                "etcd is at or past the applied revision: the member that answered lags"
+            );
+            self.lag_confirmed = true;
+        }
+        let mut actions = self.reached();
+        match confirming {
+            Confirming::Read(read) => actions.extend(self.take_read(read)),
+            Confirming::Watch | Confirming::Probe if restored => actions.extend(self.proceed()),
+            Confirming::Watch | Confirming::Probe => {}
+        }
+        actions
+    }
+
+    /// A watch response was too large to accept: read everything instead of resuming the watch
+    /// (which would meet the same response again); a second time before the watch delivered
+    /// anything is a failure.
+    fn oversized(&mut self, message: String) -> Vec<Action> {
+        if self.oversize_reread || !matches!(self.phase, Phase::Watching(_)) {
+            return self.end_session(message);
+        }
+        warn!(
+            reconfd.endpoint = %self.failover.current(),
+            revision = self.rev,
+            "{message}; reading every watched key instead (raise [etcd] max_message_size if a value is this large on purpose)"
+        );
+        self.oversize_reread = true;
+        self.needs_read = true;
+        self.proceed()
+    }
+
+    /// A full read, taken: publish it, start every resume point from its revision, and try the
     /// covering watch again (the role may have changed).
-    fn read_done(&mut self, read: Read) -> Vec<Action> {
+    fn take_read(&mut self, read: Read) -> Vec<Action> {
+        if read.cluster_id != 0 {
+            self.cluster_id = read.cluster_id;
+        }
+        let after_restore = std::mem::take(&mut self.restored);
+        self.ever_read = true;
+        self.delayed = false;
         let member = self.failover.current().to_owned();
         let next = Arc::new(after_read(
             &self.snapshot,
@@ -451,7 +708,17 @@ impl Follower {
             self.denied_recheck,
         ));
         // The periodic re-reads while keys are denied change nothing most of the time.
-        if next.since == 0 || !next.changed.is_empty() {
+        if after_restore {
+            // Which keys the restore changed, so the operator sees what the files lost or
+            // gained (names only: values may be secrets).
+            info!(
+                revision = next.revision,
+                keys = next.kvs.len(),
+                changed = next.changed.len(),
+                "read every watched key after the restore; keys that differ: {}",
+                key_list(&next.changed)
+            );
+        } else if next.since == 0 || !next.changed.is_empty() {
             info!(
                 revision = next.revision,
                 keys = next.kvs.len(),
@@ -470,11 +737,12 @@ impl Follower {
         self.needs_read = false;
         self.snapshot = next.clone();
         let mut actions = vec![Action::Publish(next)];
+        actions.extend(self.reached());
         actions.extend(self.proceed());
         actions
     }
 
-    /// etcd answered on the session's endpoint: it is reachable.
+    /// etcd answered a request on the session's endpoint: it is reachable.
     fn reached(&mut self) -> Vec<Action> {
         let member = self.failover.current().to_owned();
         if matches!(self.reach, Reach::Unreachable { .. }) {
@@ -499,6 +767,7 @@ impl Follower {
     /// Opens the watch over every readable watched key (covering or split), each watcher from
     /// its resume point; with nothing readable, waits and reads again.
     fn watch(&mut self) -> Vec<Action> {
+        self.progress_unanswered = false;
         let denied = self.snapshot.denied.clone();
         let allowed: Vec<String> = self
             .watched
@@ -556,7 +825,6 @@ impl Follower {
             ranges = stream.ranges.len(),
             "watching"
         );
-        self.got_through = true;
         let member = self.failover.current();
         if self.following != member {
             info!(reconfd.endpoint = %member, revision = self.rev, "following etcd");
@@ -565,10 +833,24 @@ impl Follower {
     }
 
     fn message(&mut self, message: WatchMessage) -> Vec<Action> {
-        let Phase::Watching(stream) = &mut self.phase else {
+        if !matches!(self.phase, Phase::Watching(_)) {
             return Vec::new();
+        }
+        // Any response answers: etcd is reachable (once per state change).
+        self.progress_unanswered = false;
+        let mut actions = self.reached();
+        let Phase::Watching(stream) = &mut self.phase else {
+            return actions;
         };
-        match message {
+        if matches!(
+            message,
+            WatchMessage::Progress { .. } | WatchMessage::Events { .. }
+        ) {
+            // The watch delivered something: its failure now starts a new round.
+            self.got_through = true;
+            self.oversize_reread = false;
+        }
+        actions.extend(match message {
             WatchMessage::Created { watch_id } => {
                 stream.ids.push(watch_id);
                 Vec::new()
@@ -604,7 +886,8 @@ impl Follower {
                 Vec::new()
             }
             WatchMessage::Events { watch_id, events } => self.events(watch_id, &events),
-        }
+        });
+        actions
     }
 
     /// A watcher was cancelled (or refused at creation) for `reason`.
@@ -711,9 +994,15 @@ impl Follower {
 
     fn timer_fired(&mut self) -> Vec<Action> {
         match self.phase {
-            // The denied-keys recheck, or the wait while nothing may be watched.
+            // The denied-keys recheck, or the wait while nothing may be watched: periodic per
+            // host, so not delayed again.
             Phase::Watching(_) | Phase::Idle => {
                 self.needs_read = true;
+                self.delayed = true;
+                self.proceed()
+            }
+            Phase::Delaying => {
+                self.delayed = true;
                 self.proceed()
             }
             Phase::BackingOff => self.connect(),
@@ -725,6 +1014,7 @@ impl Follower {
     /// The session failed with `message`: the next endpoint now, or after a backoff once every
     /// endpoint failed in a row. Each distinct message is logged once.
     fn end_session(&mut self, message: String) -> Vec<Action> {
+        self.confirming = None;
         let endpoint = self.failover.current().to_owned();
         if self.last_warning.as_deref() != Some(message.as_str()) {
             warn!(reconfd.endpoint = %endpoint, revision = self.rev, "{message}; trying the next endpoint");
@@ -753,6 +1043,41 @@ impl Follower {
         actions.push(Action::Backoff(wait));
         actions
     }
+}
+
+/// How an answer's header compares with what the local copy came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// The same cluster, at or past the applied revision (or nothing to compare).
+    Same,
+    /// Behind the applied revision in an answer that may lag: confirm first.
+    Unsure,
+    /// Another cluster, or a linearizable answer behind the applied revision.
+    Restored,
+}
+
+/// Up to 20 keys, comma-separated, and how many more there are.
+fn key_list(keys: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = keys
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > SHOWN {
+        text.push_str(&format!(" (and {} more)", keys.len() - SHOWN));
+    }
+    if text.is_empty() {
+        text.push_str("none");
+    }
+    text
+}
+
+/// A random delay in `[0, max]`.
+fn pick_delay(max: Duration) -> Duration {
+    let millis = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::random::<u64>() % millis.saturating_add(1))
 }
 
 /// The key range `[start, end)` covering every watched key: a key `W` covers `W` and `W/…`,

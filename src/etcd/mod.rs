@@ -29,10 +29,15 @@ pub mod watch;
 pub use credentials::CredentialError;
 pub use tls::TlsError;
 
+/// How often the HTTP/2 connection to etcd is pinged, and how long an answer may take before
+/// the connection is given up: a member that hangs or is black-holed is left after at most the
+/// sum.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// See [`KEEP_ALIVE_INTERVAL`].
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// etcd's default limit of operations in one transaction (`--max-txn-ops`).
 const MAX_TXN_OPS: usize = 128;
-/// Responses for big prefixes exceed tonic's 4 MiB default.
-const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 pub use crate::config::ReadMode;
 
@@ -145,7 +150,7 @@ pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(10))
-        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+        .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)
         .with_require_leader(true);
     let material = material::for_connection(settings).await?;
     if let Some(tls) = material.tls {
@@ -224,6 +229,11 @@ fn hint(e: &etcd_client::Error, settings: &EtcdSettings) -> String {
         "; the server closed the connection: if it requires client certificates (--client-cert-auth), set etcd.tls.cert_file and key_file".into()
     } else if !tls && closed {
         "; the server closed the connection: if it serves TLS, use https:// endpoints".into()
+    } else if text.contains("message length too large") {
+        format!(
+            "; a response is larger than [etcd] max_message_size ({} bytes): raise it if values this large belong under the watched keys",
+            settings.max_message_size
+        )
     } else if text.contains("user name is empty") {
         "; etcd requires authentication: set etcd.username (--username) and a password source"
             .into()
@@ -246,6 +256,12 @@ pub struct Read {
     pub denied: Vec<String>,
     /// The endpoint(s) read from: the one that answered, after [`read_any`].
     pub endpoint: String,
+    /// The cluster that answered (its response headers' `cluster_id`; 0 when nothing was
+    /// read), so the follower notices a different cluster behind the same endpoints.
+    pub cluster_id: u64,
+    /// Whether the read was linearizable: its revision is then the cluster's current one and
+    /// cannot be older than anything seen before on the same cluster.
+    pub linearizable: bool,
 }
 
 /// Tries the endpoints in the one failover order ([`endpoints::Failover`]: one member at a
@@ -303,9 +319,7 @@ pub async fn read_allowed(
 ) -> Result<Read, EtcdError> {
     let endpoints = &settings.endpoints;
 
-    let mut kv = client
-        .kv_client()
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut kv = kv_client(client, settings);
     let fail = |what: String, source: etcd_client::Error| EtcdError::Read {
         what,
         endpoints: endpoints.join(","),
@@ -314,12 +328,17 @@ pub async fn read_allowed(
     };
     let mut snapshot = Snapshot::default();
     let mode = settings.read;
-    match read_into(&mut kv, &merge_prefixes(watched), &mut snapshot, mode).await {
+    let mut cluster_id = 0;
+    let linearizable = mode == ReadMode::Linearizable;
+    let prefixes = merge_prefixes(watched);
+    match read_into(&mut kv, &prefixes, &mut snapshot, &mut cluster_id, mode).await {
         Ok(()) => {
             return Ok(Read {
                 snapshot,
                 denied: Vec::new(),
                 endpoint: endpoints.join(","),
+                cluster_id,
+                linearizable,
             })
         }
         Err((_, source)) if is_denied(&source) => {}
@@ -334,7 +353,8 @@ pub async fn read_allowed(
     let mut snapshot = Snapshot::default();
     let mut denied = Vec::new();
     for key in each {
-        match read_into(&mut kv, std::slice::from_ref(&key), &mut snapshot, mode).await {
+        let one = std::slice::from_ref(&key);
+        match read_into(&mut kv, one, &mut snapshot, &mut cluster_id, mode).await {
             Ok(()) => {}
             Err((_, source)) if is_denied(&source) => denied.push(key),
             Err((what, source)) => return Err(fail(what, source)),
@@ -344,7 +364,53 @@ pub async fn read_allowed(
         snapshot,
         denied,
         endpoint: endpoints.join(","),
+        cluster_id,
+        linearizable,
     })
+}
+
+/// A KV client that sends and accepts messages up to `[etcd] max_message_size`.
+fn kv_client(client: &Client, settings: &EtcdSettings) -> KvClient {
+    client
+        .kv_client()
+        .max_decoding_message_size(settings.max_message_size)
+        .max_encoding_message_size(settings.max_message_size)
+}
+
+/// Where the cluster behind `client` is now, by a linearizable request (a count of `key`,
+/// which the user may read): its answer comes from the leader's current state, so its
+/// revision is never below one the cluster already had. Confirms a revision that seems to
+/// have gone backwards before the follower re-reads everything.
+pub async fn confirm(
+    client: &Client,
+    settings: &EtcdSettings,
+    key: &str,
+) -> Result<follower::Header, EtcdError> {
+    let mut kv = kv_client(client, settings);
+    let resp = kv
+        .get(key, Some(GetOptions::new().with_count_only()))
+        .await
+        .map_err(|source| EtcdError::Read {
+            what: key.to_owned(),
+            endpoints: settings.endpoints.join(","),
+            hint: hint(&source, settings),
+            source,
+        })?;
+    Ok(header_of(resp.header()))
+}
+
+/// The cluster and revision a response header names (zeros without a header).
+pub fn header_of(header: Option<&etcd_client::ResponseHeader>) -> follower::Header {
+    follower::Header {
+        cluster_id: header.map_or(0, |h| h.cluster_id()),
+        revision: header.map_or(0, |h| h.revision()),
+    }
+}
+
+/// Whether a message from etcd exceeded `[etcd] max_message_size` (tonic's own limit error).
+pub fn is_oversized(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s)
+        if s.message().contains("message length too large"))
 }
 
 /// Reads every key under `prefixes` (merged watched keys) into `snapshot`, pinned to its
@@ -354,11 +420,12 @@ async fn read_into(
     kv: &mut KvClient,
     prefixes: &[String],
     snapshot: &mut Snapshot,
+    cluster_id: &mut u64,
     mode: ReadMode,
 ) -> Result<(), (String, etcd_client::Error)> {
     match mode {
-        ReadMode::Linearizable => read_txns(kv, prefixes, snapshot).await,
-        ReadMode::Serializable => read_ranges(kv, prefixes, snapshot).await,
+        ReadMode::Linearizable => read_txns(kv, prefixes, snapshot, cluster_id).await,
+        ReadMode::Serializable => read_ranges(kv, prefixes, snapshot, cluster_id).await,
     }
 }
 
@@ -367,6 +434,7 @@ async fn read_txns(
     kv: &mut KvClient,
     prefixes: &[String],
     snapshot: &mut Snapshot,
+    cluster_id: &mut u64,
 ) -> Result<(), (String, etcd_client::Error)> {
     let ranges = key_ranges(prefixes);
     for chunk in ranges.chunks(MAX_TXN_OPS) {
@@ -395,6 +463,9 @@ async fn read_txns(
         if snapshot.revision == 0 {
             snapshot.revision = resp.header().map_or(0, |h| h.revision());
         }
+        if let Some(h) = resp.header() {
+            *cluster_id = h.cluster_id();
+        }
         for op in resp.op_responses() {
             if let TxnOpResponse::Get(get) = op {
                 insert_kvs(snapshot, &get);
@@ -420,6 +491,7 @@ async fn read_ranges(
     kv: &mut KvClient,
     prefixes: &[String],
     snapshot: &mut Snapshot,
+    cluster_id: &mut u64,
 ) -> Result<(), (String, etcd_client::Error)> {
     for (key, end) in key_ranges(prefixes) {
         let what = || match end {
@@ -458,7 +530,7 @@ async fn read_ranges(
                 Err(e) if is_compacted(&e) => {
                     tracing::info!(
                         revision,
-                        "the serializable answer is older than etcd's compaction; reading at the current revision"
+                        "the serializable answer is older than etcd's compaction (or newer than etcd, restored from an older snapshot); reading at the current revision"
                     );
                     resp = kv
                         .get(key.as_str(), Some(options(false, 0)))
@@ -469,16 +541,21 @@ async fn read_ranges(
             }
             snapshot.revision = resp.header().map_or(0, |h| h.revision());
         }
+        if let Some(h) = resp.header() {
+            *cluster_id = h.cluster_id();
+        }
         insert_kvs(snapshot, &resp);
     }
     Ok(())
 }
 
-/// Whether etcd refused a read because its revision was compacted away. By the message: etcd
-/// says `OutOfRange`, but its gRPC proxy passes the error on as `Unknown`.
+/// Whether etcd refused a read at a revision it does not have: compacted away, or a future
+/// one (a cached answer from before etcd was restored from an older snapshot). By the
+/// message: etcd says `OutOfRange`, but its gRPC proxy passes the error on as `Unknown`.
 fn is_compacted(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s)
-        if s.message().contains("required revision has been compacted"))
+        if s.message().contains("required revision has been compacted")
+            || s.message().contains("required revision is a future revision"))
 }
 
 fn insert_kvs(snapshot: &mut Snapshot, get: &GetResponse) {

@@ -269,6 +269,8 @@ mod tests {
             client_cert: Some((dir.join("client.pem"), dir.join("client-key.pem"))),
             server_name: None,
             read: Default::default(),
+            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
+            reread_jitter: std::time::Duration::ZERO,
         }
     }
 

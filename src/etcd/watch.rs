@@ -62,6 +62,7 @@ pub async fn follow(
         user: settings.username.clone(),
         progress_every: progress_interval(),
         denied_recheck: DENIED_RECHECK,
+        reread_jitter: settings.reread_jitter,
     };
     let mut follower = Follower::new(config, tx.borrow().clone());
     let mut io = Io::new(settings, tx, health);
@@ -98,6 +99,10 @@ struct Io {
     progress: Option<Interval>,
     /// When the follower's one timer fires.
     timer: Option<Instant>,
+    /// A watch response whose header was told first, to tell next.
+    pending: Option<Input>,
+    /// When the open stream last brought anything (or was opened).
+    heard: Option<Instant>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     health: watch::Sender<Health>,
 }
@@ -115,6 +120,8 @@ impl Io {
             stream: None,
             progress: None,
             timer: None,
+            pending: None,
+            heard: None,
             snapshots,
             health,
         }
@@ -141,6 +148,16 @@ impl Io {
                 let requests = self.requests.as_mut()?;
                 let sent = requests.request_progress().await;
                 sent.err().map(|e| self.watch_failed(e))
+            }
+            Action::Confirm(key) => {
+                let client = self.client.as_ref()?;
+                Some(match super::confirm(client, &self.settings, &key).await {
+                    Ok(header) => {
+                        self.answered();
+                        Input::Confirmed(header)
+                    }
+                    Err(e) => Input::Failed(e.to_string()),
+                })
             }
             Action::RefreshToken => {
                 let client = self.client.as_ref()?;
@@ -173,6 +190,7 @@ impl Io {
     }
 
     fn drop_stream(&mut self) {
+        self.pending = None;
         self.requests = None;
         self.stream = None;
         self.progress = None;
@@ -229,6 +247,8 @@ impl Io {
             return Input::WatchOpened;
         };
         let stream = match client
+            .watch_client()
+            .max_decoding_message_size(self.settings.max_message_size)
             .watch(first.start.as_str(), Some(options(first)))
             .await
         {
@@ -249,11 +269,19 @@ impl Io {
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.requests = Some(requests);
         self.stream = Some(stream);
+        self.heard = Some(Instant::now());
         self.progress = Some(progress);
         Input::WatchOpened
     }
 
     fn watch_failed(&self, source: etcd_client::Error) -> Input {
+        if super::is_oversized(&source) {
+            return Input::Oversized(format!(
+                "a watch response from {} is larger than [etcd] max_message_size ({} bytes): {source}",
+                self.endpoint(),
+                self.settings.max_message_size
+            ));
+        }
         Input::Failed(format!("watch on {} failed: {source}", self.endpoint()))
     }
 
@@ -268,6 +296,9 @@ impl Io {
 
     /// Waits for the next watch response, progress tick or timer.
     async fn next_input(&mut self) -> Input {
+        if let Some(input) = self.pending.take() {
+            return input;
+        }
         enum Woke {
             Timer,
             Progress,
@@ -302,12 +333,48 @@ impl Io {
             Woke::Progress => Input::ProgressDue,
             Woke::Message(Ok(Some(resp))) => {
                 self.answered();
-                Input::Message(message_of(&resp))
+                self.heard = Some(Instant::now());
+                self.pending = Some(Input::Message(message_of(&resp)));
+                Input::Header(super::header_of(resp.header()))
             }
-            Woke::Message(Ok(None)) => Input::StreamEnded,
-            Woke::Message(Err(e)) => self.watch_failed(e),
+            Woke::Message(Ok(None)) => {
+                self.drop_stream();
+                Input::StreamEnded
+            }
+            Woke::Message(Err(e)) => {
+                // A broken stream may yield garbage after its error (an oversized message
+                // leaves the rest of it unread): nothing more is taken from it.
+                let silent = self.heard.map(|t| t.elapsed());
+                self.drop_stream();
+                match silent {
+                    Some(silent) if gave_up_by_keep_alive(&e, silent) => Input::Failed(format!(
+                        "watch on {} failed: keep-alive timeout (the member did not answer the connection's pings; nothing heard for {}s)",
+                        self.endpoint(),
+                        silent.as_secs()
+                    )),
+                    _ => self.watch_failed(e),
+                }
+            }
         }
     }
+}
+
+/// Whether a stream that failed with `e` after `silent` without a message was most likely closed
+/// by the HTTP/2 keep-alive: hyper closes such a connection quietly, and the stream then only
+/// says "broken pipe" or "connection closed". A member that was killed or restarted resets the
+/// connection at once instead, usually while it still answered within the last
+/// [`super::KEEP_ALIVE_TIMEOUT`].
+fn gave_up_by_keep_alive(e: &etcd_client::Error, silent: Duration) -> bool {
+    let text = format!("{e:?}");
+    let closed = [
+        "BrokenPipe",
+        "broken pipe",
+        "connection closed",
+        "KeepAlive",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle));
+    closed && silent >= super::KEEP_ALIVE_TIMEOUT
 }
 
 /// What a watch response means, in the follower's terms. A compaction is checked first (etcd

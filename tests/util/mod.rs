@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+pub mod restore;
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take). One test
 /// binary never hands out the same port twice: its tests run in parallel, and the kernel may

@@ -5,6 +5,7 @@ use crate::etcd::endpoints::BACKOFF_MIN;
 
 const PROGRESS: Duration = Duration::from_secs(30);
 const RECHECK: Duration = Duration::from_secs(60);
+const CLUSTER: u64 = 0xc1;
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -18,6 +19,7 @@ fn follower(endpoints: &[&str], watched: &[&str]) -> Follower {
             user: Some("reader".into()),
             progress_every: PROGRESS,
             denied_recheck: RECHECK,
+            reread_jitter: Duration::ZERO,
         },
         Arc::new(Snapshot::default()),
     )
@@ -36,6 +38,8 @@ fn read(revision: i64, kvs: &[(&str, &str)], denied: &[&str]) -> Read {
         },
         denied: strings(denied),
         endpoint: String::new(),
+        cluster_id: CLUSTER,
+        linearizable: true,
     }
 }
 
@@ -163,13 +167,17 @@ fn a_stream_error_resumes_from_the_last_applied_revision_plus_one_on_the_next_en
     let actions = f.handle(Input::Connected);
     assert!(!has_read(&actions), "a resume needs no read: {actions:#?}");
     assert_eq!(watchers(&actions), vec![range("/k", Some("/k0"), 13)]);
-    assert!(actions.contains(&Action::Reach(Reach::Reachable {
-        member: "http://b".into()
-    })));
+    // Connected is not an answer: "b" is followed once its watch answers.
+    assert!(!actions.iter().any(|a| matches!(a, Action::Reach(_))));
+    f.handle(Input::WatchOpened);
+    assert_eq!(
+        f.handle(created(1)),
+        vec![Action::Reach(Reach::Reachable {
+            member: "http://b".into()
+        })]
+    );
 
     // The same after a stream that just ends.
-    f.handle(Input::WatchOpened);
-    f.handle(created(1));
     f.handle(events(1, vec![del("/k/x", 15)]));
     assert_eq!(
         f.handle(Input::StreamEnded),
@@ -544,9 +552,10 @@ fn a_failed_round_backs_off_and_reports_unreachable_once_then_reachable_again() 
 }
 
 #[test]
-fn a_session_whose_watch_opened_starts_a_new_round() {
+fn a_session_whose_watch_delivered_something_starts_a_new_round() {
     let mut f = follower(&["http://a"], &["/k"]);
     watching(&mut f, read(10, &[], &[]), &[1]);
+    f.handle(events(1, vec![put("/k/a", "1", 11)]));
     // Followed for a while, then broken: the shortest backoff.
     assert_eq!(
         f.handle(Input::StreamEnded).last(),
@@ -555,6 +564,8 @@ fn a_session_whose_watch_opened_starts_a_new_round() {
     f.handle(Input::TimerFired);
     f.handle(Input::Connected);
     f.handle(Input::WatchOpened);
+    f.handle(created(1));
+    f.handle(progress(1, 12));
     assert_eq!(
         f.handle(Input::StreamEnded).last(),
         Some(&Action::Backoff(BACKOFF_MIN))
@@ -567,6 +578,70 @@ fn a_session_whose_watch_opened_starts_a_new_round() {
             .last(),
         Some(&Action::Backoff(BACKOFF_MIN * 2))
     );
+}
+
+#[test]
+fn a_failure_right_after_reachable_again_counts_toward_the_backoff() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    watching(&mut f, read(10, &[], &[]), &[1]);
+    let broken = "watch on http://a failed: decoded message length too large";
+    let mut waits = Vec::new();
+    for round in 0..4 {
+        let actions = f.handle(Input::Failed(broken.into()));
+        waits.push(actions.last().cloned());
+        if round == 0 {
+            assert!(actions
+                .iter()
+                .any(|a| matches!(a, Action::Reach(Reach::Unreachable { .. }))));
+        }
+        assert_eq!(
+            f.handle(Input::TimerFired),
+            vec![Action::Connect("http://a".into())]
+        );
+        // Connected: not yet reachable; the watch is created (an answer: reachable again),
+        // then fails before delivering anything.
+        let actions = f.handle(Input::Connected);
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Reach(_))),
+            "{actions:#?}"
+        );
+        f.handle(Input::WatchOpened);
+        let actions = f.handle(created(1));
+        assert_eq!(
+            actions,
+            vec![Action::Reach(Reach::Reachable {
+                member: "http://a".into()
+            })]
+        );
+    }
+    assert_eq!(
+        waits,
+        [1, 2, 4, 8].map(|n| Some(Action::Backoff(BACKOFF_MIN * n)))
+    );
+}
+
+#[test]
+fn reachable_again_only_once_etcd_answered() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    f.start();
+    f.handle(Input::Failed("connection refused".into()));
+    f.handle(Input::TimerFired);
+    // A leaderless member accepts the connection, then refuses the read.
+    assert!(!f
+        .handle(Input::Connected)
+        .iter()
+        .any(|a| matches!(a, Action::Reach(_))));
+    let actions = f.handle(Input::Failed("etcdserver: no leader".into()));
+    assert!(matches!(
+        &actions[..],
+        [Action::Reach(Reach::Unreachable { .. }), Action::Backoff(_)]
+    ));
+    f.handle(Input::TimerFired);
+    f.handle(Input::Connected);
+    let actions = f.handle(Input::ReadDone(read(5, &[], &[])));
+    assert!(actions.contains(&Action::Reach(Reach::Reachable {
+        member: "http://a".into()
+    })));
 }
 
 #[test]
@@ -624,4 +699,199 @@ fn after_read_lists_what_changed_and_keeps_the_revision_when_nothing_was_read() 
     let c = after_read(&b, read(0, &[], &["/a", "/c"]), None, "http://a", RECHECK);
     assert_eq!(c.revision, 9);
     assert_eq!(c.denied.as_ref(), strings(&["/a", "/c"]));
+}
+
+fn header(cluster_id: u64, revision: i64) -> Header {
+    Header {
+        cluster_id,
+        revision,
+    }
+}
+
+fn confirms(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::Confirm(_)))
+}
+
+#[test]
+fn a_watch_header_below_the_applied_revision_is_confirmed_then_read_again() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    watching(
+        &mut f,
+        read(60, &[("/k/old", "1"), ("/k/both", "x")], &[]),
+        &[1],
+    );
+    f.handle(Input::Failed("watch on http://a ended".into()));
+    f.handle(Input::TimerFired);
+    f.handle(Input::Connected);
+    f.handle(Input::WatchOpened);
+    // etcd restored from a snapshot at 11: the new watcher's header says so.
+    let actions = f.handle(Input::Header(header(CLUSTER, 11)));
+    assert_eq!(actions, vec![Action::Confirm("/k".into())]);
+    // The linearizable answer confirms it: a full read (no jitter configured here).
+    let actions = f.handle(Input::Confirmed(header(CLUSTER, 11)));
+    assert!(has_read(&actions), "{actions:#?}");
+    // The watch response that followed the header is not applied.
+    assert!(f.handle(created(1)).is_empty());
+    let actions = f.handle(Input::ReadDone(read(11, &[("/k/both", "x")], &[])));
+    let snapshot = &published(&actions)[0];
+    assert_eq!(snapshot.revision, 11);
+    assert_eq!(snapshot.changed, strings(&["/k/old"]));
+    assert_eq!(f.revision(), 11);
+    assert_eq!(watchers(&actions), vec![range("/k", Some("/k0"), 12)]);
+    // Following the restored cluster from there raises nothing more.
+    f.handle(Input::WatchOpened);
+    assert!(f.handle(Input::Header(header(CLUSTER, 11))).is_empty());
+}
+
+#[test]
+fn a_lagging_member_is_confirmed_once_per_session_and_nothing_is_read() {
+    let mut f = follower(&["http://a", "http://b"], &["/k"]);
+    watching(&mut f, read(60, &[], &[]), &[1]);
+    f.handle(Input::Failed("watch on http://a ended".into()));
+    f.handle(Input::Connected);
+    f.handle(Input::WatchOpened);
+    assert!(confirms(&f.handle(Input::Header(header(CLUSTER, 58)))));
+    // The cluster is at 61: "b" merely lags; the watch goes on.
+    let actions = f.handle(Input::Confirmed(header(CLUSTER, 61)));
+    assert!(!has_read(&actions) && !confirms(&actions), "{actions:#?}");
+    f.handle(created(1));
+    assert!(f.handle(Input::Header(header(CLUSTER, 59))).is_empty());
+    let actions = f.handle(events(1, vec![put("/k/a", "1", 61)]));
+    assert_eq!(published(&actions)[0].revision, 61);
+}
+
+#[test]
+fn another_cluster_id_is_a_new_cluster_without_confirming() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    watching(&mut f, read(60, &[("/k/a", "1")], &[]), &[1]);
+    f.handle(Input::Failed("watch on http://a ended".into()));
+    f.handle(Input::TimerFired);
+    f.handle(Input::Connected);
+    f.handle(Input::WatchOpened);
+    // Even at a higher revision.
+    let actions = f.handle(Input::Header(header(0xc2, 70)));
+    assert!(has_read(&actions) && !confirms(&actions), "{actions:#?}");
+    let mut r = read(70, &[("/k/b", "2")], &[]);
+    r.cluster_id = 0xc2;
+    let actions = f.handle(Input::ReadDone(r));
+    assert_eq!(published(&actions)[0].changed, strings(&["/k/b", "/k/a"]));
+    f.handle(Input::WatchOpened);
+    assert!(f.handle(Input::Header(header(0xc2, 70))).is_empty());
+}
+
+#[test]
+fn a_linearizable_read_below_the_applied_revision_is_a_restore() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    watching(&mut f, read(10, &[], &[]), &[1]);
+    f.handle(events(1, vec![put("/k/a", "1", 60)]));
+    // A compaction sends us to read; the read finds etcd at 6 (re-created meanwhile).
+    let actions = f.handle(Input::Message(WatchMessage::Compacted {
+        watch_id: 1,
+        created: false,
+        compact_revision: 70,
+    }));
+    assert!(has_read(&actions));
+    let actions = f.handle(Input::ReadDone(read(6, &[("/k/z", "9")], &[])));
+    assert!(!confirms(&actions));
+    assert_eq!(published(&actions)[0].revision, 6);
+    assert_eq!(watchers(&actions), vec![range("/k", Some("/k0"), 7)]);
+}
+
+#[test]
+fn a_serializable_read_below_the_applied_revision_is_confirmed_before_it_is_taken() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    watching(&mut f, read(10, &[], &[]), &[1]);
+    f.handle(events(1, vec![put("/k/a", "1", 60)]));
+    f.handle(Input::Message(WatchMessage::Compacted {
+        watch_id: 1,
+        created: false,
+        compact_revision: 55,
+    }));
+    // A proxy's cached answer at 58, older than what was applied: a lag or a restore?
+    let mut r = read(58, &[("/k/a", "0")], &[]);
+    r.linearizable = false;
+    let actions = f.handle(Input::ReadDone(r.clone()));
+    assert_eq!(actions, vec![Action::Confirm("/k".into())]);
+    // etcd is at 62: a lag; the read is taken (the watch from 59 catches up), no new read.
+    let actions = f.handle(Input::Confirmed(header(CLUSTER, 62)));
+    assert_eq!(published(&actions)[0].revision, 58);
+    assert!(!has_read(&actions));
+    assert_eq!(watchers(&actions), vec![range("/k", Some("/k0"), 59)]);
+}
+
+#[test]
+fn an_oversized_watch_response_reads_everything_once_then_backs_off() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    watching(&mut f, read(10, &[], &[]), &[1]);
+    let big = "a watch response from http://a is larger than [etcd] max_message_size";
+    let actions = f.handle(Input::Oversized(big.into()));
+    assert!(has_read(&actions), "{actions:#?}");
+    let actions = f.handle(Input::ReadDone(read(12, &[("/k/big", "…")], &[])));
+    assert_eq!(watchers(&actions), vec![range("/k", Some("/k0"), 13)]);
+    f.handle(Input::WatchOpened);
+    f.handle(created(1));
+    // Too large again before anything was delivered: a failure, with backoff.
+    let actions = f.handle(Input::Oversized(big.into()));
+    assert_eq!(actions.last(), Some(&Action::Backoff(BACKOFF_MIN)));
+    // Once the watch delivers, the next oversized response is read past again.
+    f.handle(Input::TimerFired);
+    f.handle(Input::Connected);
+    let actions = f.handle(Input::ReadDone(read(14, &[], &[])));
+    assert_eq!(watchers(&actions).len(), 1);
+    f.handle(Input::WatchOpened);
+    f.handle(created(1));
+    f.handle(events(1, vec![put("/k/a", "1", 15)]));
+    assert!(has_read(&f.handle(Input::Oversized(big.into()))));
+}
+
+#[test]
+fn re_reads_but_not_the_first_read_wait_a_random_delay_up_to_the_jitter() {
+    let jitter = Duration::from_millis(800);
+    let mut f = follower(&["http://a"], &["/k"]);
+    f.reread_jitter = jitter;
+    // The first read is not delayed.
+    watching(&mut f, read(10, &[], &[]), &[1]);
+    for round in 0..20 {
+        let actions = f.handle(Input::Message(WatchMessage::Compacted {
+            watch_id: 1,
+            created: false,
+            compact_revision: 20 + round,
+        }));
+        let [Action::Timer(Some(delay))] = actions[..] else {
+            panic!("a delay before the re-read: {actions:#?}");
+        };
+        assert!(delay <= jitter, "{delay:?}");
+        // Nothing happens while waiting, but a failure still fails over.
+        assert!(f.handle(Input::ProgressDue).is_empty());
+        assert!(has_read(&f.handle(Input::TimerFired)));
+        f.handle(Input::ReadDone(read(30 + round, &[], &[])));
+        f.handle(Input::WatchOpened);
+        f.handle(created(1));
+    }
+    // A resume after a failover reads nothing and waits for nothing.
+    f.handle(Input::Failed("watch on http://a ended".into()));
+    f.handle(Input::TimerFired);
+    let actions = f.handle(Input::Connected);
+    assert_eq!(watchers(&actions).len(), 1);
+    assert!(!actions.iter().any(|a| matches!(a, Action::Timer(Some(_)))));
+}
+
+#[test]
+fn an_unanswered_progress_request_is_followed_by_a_linearizable_probe() {
+    let mut f = follower(&["http://a"], &["/k"]);
+    watching(&mut f, read(10, &[], &[]), &[1]);
+    assert_eq!(f.handle(Input::ProgressDue), vec![Action::RequestProgress]);
+    // An answer (here a progress report) clears it: no probe.
+    f.handle(progress(-1, 10));
+    assert_eq!(f.handle(Input::ProgressDue), vec![Action::RequestProgress]);
+    // Nothing came (etcd 3.4's gRPC proxy): a probe with the next request.
+    assert_eq!(
+        f.handle(Input::ProgressDue),
+        vec![Action::RequestProgress, Action::Confirm("/k".into())]
+    );
+    assert!(f.handle(Input::Confirmed(header(CLUSTER, 12))).is_empty());
+    // The probe also notices a restore behind the proxy.
+    let actions = f.handle(Input::ProgressDue);
+    assert!(confirms(&actions));
+    assert!(has_read(&f.handle(Input::Confirmed(header(CLUSTER, 3)))));
 }
