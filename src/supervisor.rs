@@ -214,7 +214,7 @@ async fn first_settings(
     // retrying forever (the unit does not restart on exit 78).
     if let Err(e) = etcd::preflight(&settings.etcd).await {
         error!("{e}");
-        return Err(exit::for_error(e.is_config()));
+        return Err(e.failure().code());
     }
     Ok(settings)
 }

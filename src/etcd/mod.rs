@@ -17,11 +17,13 @@ use etcd_client::{
 };
 
 use crate::config::{EtcdSettings, Password};
+use crate::exit;
 use crate::store::{merge_prefixes, Snapshot};
 
 pub mod credentials;
 pub mod endpoints;
 pub mod follower;
+pub mod reason;
 pub mod tls;
 pub mod watch;
 
@@ -57,23 +59,27 @@ pub enum EtcdError {
         /// The client's error.
         source: etcd_client::Error,
     },
-    /// Connecting failed.
-    #[error("cannot connect to etcd at {endpoints}: {source}{hint}")]
+    /// Connecting failed: refused, timed out, TLS handshake failed.
+    #[error("cannot connect to {endpoints}: {reason}{hint}")]
     Connect {
         /// The endpoints tried, comma-separated.
         endpoints: String,
+        /// Why, in words ([`reason::describe`]).
+        reason: String,
         /// The client's error.
         source: etcd_client::Error,
         /// What probably causes it, when the error says (empty or `"; …"`).
         hint: String,
     },
-    /// A read failed.
-    #[error("reading {what} from etcd at {endpoints} failed: {source}{hint}")]
+    /// A read failed with an answer from etcd (a failed connection is [`EtcdError::Connect`]).
+    #[error("reading {what} from etcd at {endpoints} failed: {reason}{hint}")]
     Read {
         /// What was being read.
         what: String,
         /// The endpoints, comma-separated.
         endpoints: String,
+        /// Why, in words ([`reason::describe`]).
+        reason: String,
         /// The client's error.
         source: etcd_client::Error,
         /// What probably causes it, when the error says (empty or `"; …"`).
@@ -96,6 +102,48 @@ impl EtcdError {
     /// process should exit with the configuration error code rather than retry.
     pub fn is_config(&self) -> bool {
         matches!(self, EtcdError::Credential(_) | EtcdError::Tls(_))
+    }
+
+    /// What kind of failure this is, for the exit code ([`exit::Failure`]).
+    pub fn failure(&self) -> exit::Failure {
+        match self {
+            EtcdError::Credential(_) | EtcdError::Tls(_) => exit::Failure::Config,
+            EtcdError::Auth { .. } | EtcdError::Denied { .. } => exit::Failure::NoPermission,
+            EtcdError::Read { source, .. } if is_denied(source) => exit::Failure::NoPermission,
+            EtcdError::Connect { .. } | EtcdError::Read { .. } => exit::Failure::Unavailable,
+        }
+    }
+
+    /// A connect or read error for `source` at `endpoints`: [`EtcdError::Connect`] when no
+    /// connection could be made, else [`EtcdError::Read`] of `what` (`None`: the login).
+    fn client(
+        source: etcd_client::Error,
+        what: Option<String>,
+        settings: &EtcdSettings,
+    ) -> EtcdError {
+        let endpoints = settings.endpoints.join(",");
+        let hint = hint(&source, settings);
+        match (reason::connection_failure(&source), what) {
+            (Some(reason), _) => EtcdError::Connect {
+                reason,
+                endpoints,
+                source,
+                hint,
+            },
+            (None, None) => EtcdError::Connect {
+                reason: reason::describe(&source),
+                endpoints,
+                source,
+                hint,
+            },
+            (None, Some(what)) => EtcdError::Read {
+                reason: reason::describe(&source),
+                what,
+                endpoints,
+                source,
+                hint,
+            },
+        }
     }
 }
 
@@ -180,11 +228,7 @@ pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
                         source,
                     }
                 }
-                _ => EtcdError::Connect {
-                    hint: hint(&source, settings),
-                    endpoints,
-                    source,
-                },
+                _ => EtcdError::client(source, None, settings),
             }
         })
 }
@@ -317,12 +361,8 @@ pub async fn read_allowed(
     let mut kv = client
         .kv_client()
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let fail = |what: String, source: etcd_client::Error| EtcdError::Read {
-        what,
-        endpoints: endpoints.join(","),
-        hint: hint(&source, settings),
-        source,
-    };
+    let fail =
+        |what: String, source: etcd_client::Error| EtcdError::client(source, Some(what), settings);
     let mut snapshot = Snapshot::default();
     let mode = settings.read;
     match read_into(&mut kv, &merge_prefixes(watched), &mut snapshot, mode).await {

@@ -247,7 +247,11 @@ impl Io {
     }
 
     fn watch_failed(&self, source: etcd_client::Error) -> Input {
-        Input::Failed(format!("watch on {} failed: {source}", self.endpoint()))
+        Input::Failed(format!(
+            "watch on {} failed: {}",
+            self.endpoint(),
+            super::reason::describe(&source)
+        ))
     }
 
     /// etcd answered just now.
