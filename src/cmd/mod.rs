@@ -7,6 +7,7 @@ pub mod migrate;
 pub mod once;
 pub mod render;
 pub mod run;
+pub mod systemd_paths;
 
 use crate::config::{Overrides, Settings};
 use crate::exit;
