@@ -33,6 +33,34 @@ pub struct EtcdSettings {
     pub server_name: Option<String>,
     /// How full reads ask etcd (serializable ones a gRPC proxy can answer from its cache).
     pub read: ReadMode,
+    /// Discover the endpoints from DNS SRV instead (`[etcd] srv_domain`): `endpoints` is then
+    /// empty until [`crate::etcd::srv::discover`] fills it.
+    pub srv: Option<SrvSettings>,
+}
+
+/// Where the endpoints come from when DNS SRV discovery is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvSettings {
+    /// The SRV record asked for: `_etcd-client._tcp.DOMAIN`, `_etcd-client-ssl._tcp.DOMAIN`
+    /// with TLS, or `[etcd] srv_record` as given.
+    pub record: String,
+    /// Whether the endpoints are `https://` (a CA is configured).
+    pub tls: bool,
+    /// The DNS server to ask instead of the system's (`[etcd] srv_resolver`).
+    pub resolver: Option<std::net::SocketAddr>,
+}
+
+impl SrvSettings {
+    /// The record for `domain`: `_etcd-client-ssl._tcp.DOMAIN` with TLS, else
+    /// `_etcd-client._tcp.DOMAIN` (etcd's own discovery names).
+    pub fn record_for(domain: &str, tls: bool) -> String {
+        let service = if tls {
+            "_etcd-client-ssl"
+        } else {
+            "_etcd-client"
+        };
+        format!("{service}._tcp.{}", domain.trim_end_matches('.'))
+    }
 }
 
 /// How full reads ask etcd for the watched keys (`[etcd] read`).

@@ -44,6 +44,12 @@ pub struct RawEtcd {
     pub password_keyring: Option<bool>,
     /// `"linearizable"` (default) or `"serializable"`: how full reads ask etcd.
     pub read: Option<super::ReadMode>,
+    /// Discover the endpoints from DNS SRV records under this domain.
+    pub srv_domain: Option<String>,
+    /// The full SRV record name to ask for instead of `_etcd-client[-ssl]._tcp.DOMAIN`.
+    pub srv_record: Option<String>,
+    /// `IP:PORT` of the DNS server to ask instead of the system's resolver.
+    pub srv_resolver: Option<String>,
     /// TLS files.
     #[serde(default)]
     pub tls: RawTls,

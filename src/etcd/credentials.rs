@@ -346,6 +346,7 @@ mod tests {
             client_cert: None,
             server_name: None,
             read: Default::default(),
+            srv: None,
         }
     }
 

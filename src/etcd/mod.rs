@@ -24,6 +24,7 @@ pub mod credentials;
 pub mod endpoints;
 pub mod follower;
 pub mod reason;
+pub mod srv;
 pub mod tls;
 pub mod watch;
 
@@ -47,6 +48,9 @@ pub enum EtcdError {
     /// A TLS file is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// DNS SRV discovery found no endpoint.
+    #[error(transparent)]
+    Srv(#[from] srv::SrvError),
     /// etcd refused the login (wrong password, unknown user, auth not enabled).
     #[error("etcd at {endpoints} refused the login of user {user:?}: {reason}")]
     Auth {
@@ -110,7 +114,9 @@ impl EtcdError {
             EtcdError::Credential(_) | EtcdError::Tls(_) => exit::Failure::Config,
             EtcdError::Auth { .. } | EtcdError::Denied { .. } => exit::Failure::NoPermission,
             EtcdError::Read { source, .. } if is_denied(source) => exit::Failure::NoPermission,
-            EtcdError::Connect { .. } | EtcdError::Read { .. } => exit::Failure::Unavailable,
+            EtcdError::Connect { .. } | EtcdError::Read { .. } | EtcdError::Srv(_) => {
+                exit::Failure::Unavailable
+            }
         }
     }
 
@@ -308,6 +314,7 @@ pub struct Read {
 /// first that answers, as [`read_allowed`]; after a round of failures, the last error. A local
 /// configuration problem (a TLS or password file) stops at once.
 pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Read, EtcdError> {
+    let settings = &srv::discover(settings).await?;
     let mut order = endpoints::Failover::new(&settings.endpoints);
     loop {
         let endpoint = order.current().to_owned();

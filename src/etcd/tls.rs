@@ -135,6 +135,7 @@ pub fn check(settings: &EtcdSettings) -> Vec<TlsError> {
 
 fn uses_tls(settings: &EtcdSettings) -> bool {
     settings.endpoints.iter().any(|e| e.starts_with("https://"))
+        || settings.srv.as_ref().is_some_and(|s| s.tls)
 }
 
 fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
@@ -269,6 +270,7 @@ mod tests {
             client_cert: Some((dir.join("client.pem"), dir.join("client-key.pem"))),
             server_name: None,
             read: Default::default(),
+            srv: None,
         }
     }
 

@@ -2,6 +2,8 @@
 //! reconfd binary. Every wait is bounded; every process is stopped on drop.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,132 @@
+//! Endpoint discovery from DNS SRV (`[etcd] srv_domain`) against a real DNS server on
+//! loopback (dnsmasq, tests/util/dns.rs) and a real etcd.
+
+mod util;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use util::dns::{Dns, Srv};
+use util::{run, Etcd, Tree};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn port_of(etcd: &Etcd) -> u16 {
+    etcd.endpoint.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A tree with one resource rendering `/svc/a` and a config file with `etcd_toml` as `[etcd]`.
+fn tree(etcd_toml: &str) -> (Tree, PathBuf) {
+    let t = Tree::new();
+    t.template("a.tera", "a={{ getv(key=\"/svc/a\") }}\n");
+    t.resource(
+        "a",
+        "[template]\nsrc = \"a.tera\"\ndest = \"@OUT@/a.conf\"\nkeys = [\"/svc\"]\n",
+    );
+    let config = t.root.path().join("reconfd.toml");
+    std::fs::write(&config, format!("[etcd]\n{etcd_toml}")).unwrap();
+    (t, config)
+}
+
+/// The members come from `_etcd-client._tcp.DOMAIN` in SRV order: the lower priority (a dead
+/// port) is tried first, then the next, which answers; the file is rendered.
+#[test]
+fn once_finds_etcd_through_srv_in_priority_order() {
+    let etcd = Etcd::start();
+    etcd.put("/svc/a", "1");
+    let dead = util::free_port();
+    let name = "_etcd-client._tcp.example.test";
+    let Some(dns) = Dns::start(&[
+        Srv {
+            name,
+            target: "127.0.0.1",
+            port: port_of(&etcd),
+            priority: 20,
+            weight: 0,
+        },
+        Srv {
+            name,
+            target: "127.0.0.1",
+            port: dead,
+            priority: 10,
+            weight: 0,
+        },
+    ]) else {
+        return;
+    };
+    let (t, config) = tree(&format!(
+        "srv_domain = \"example.test\"\nsrv_resolver = \"{}\"\n",
+        dns.addr
+    ));
+    let o = run(t.reconfd(None, &["once", "--config", &config.display().to_string()]));
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\ndnsmasq: {}", dns.log());
+    assert_eq!(t.read("a.conf"), "a=1\n");
+    assert!(
+        out.contains(&format!(
+            "endpoints=http://127.0.0.1:{dead},{}",
+            etcd.endpoint
+        )),
+        "the lower priority first: {out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "cannot connect to http://127.0.0.1:{dead}: connection refused"
+        )),
+        "{out}"
+    );
+}
+
+/// No record: exit 69 (no etcd member reachable), naming the record asked for; with a CA
+/// configured that is the `_etcd-client-ssl` record.
+#[test]
+fn a_missing_record_is_named() {
+    let Some(dns) = Dns::start(&[]) else {
+        return;
+    };
+    let (t, config) = tree(&format!(
+        "srv_domain = \"nothing.test\"\nsrv_resolver = \"{}\"\n",
+        dns.addr
+    ));
+    let o = run(t.reconfd(None, &["once", "--config", &config.display().to_string()]));
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(69), "{out}");
+    assert!(
+        out.contains("DNS SRV record _etcd-client._tcp.nothing.test gives no etcd endpoint"),
+        "{out}"
+    );
+
+    let pki = util::Pki::new();
+    let ca = pki.ca("ca");
+    let (t, config) = tree(&format!(
+        "srv_domain = \"nothing.test\"\nsrv_resolver = \"{}\"\n[etcd.tls]\nca_file = \"{}\"\n",
+        dns.addr,
+        ca.display()
+    ));
+    let o = run(t.reconfd(None, &["once", "--config", &config.display().to_string()]));
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(69), "{out}");
+    assert!(
+        out.contains("DNS SRV record _etcd-client-ssl._tcp.nothing.test gives no etcd endpoint"),
+        "{out}"
+    );
+}
+
+/// Endpoints and a SRV domain together are a configuration error.
+#[test]
+fn endpoints_and_srv_domain_together_are_refused() {
+    let (t, config) = tree("endpoints = [\"http://127.0.0.1:1\"]\nsrv_domain = \"example.test\"\n");
+    let o = run(t.reconfd(None, &["check", "--config", &config.display().to_string()]));
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(
+        text(&o).contains("etcd.endpoints and etcd.srv_domain are both set"),
+        "{}",
+        text(&o)
+    );
+}
