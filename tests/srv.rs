@@ -130,3 +130,71 @@ fn endpoints_and_srv_domain_together_are_refused() {
         text(&o)
     );
 }
+
+/// `reconfd confd -srv-domain` asks confd's record, `_BACKEND._tcp.DOMAIN`, and the members it
+/// lists replace `-node`; `-srv-record` names the record itself. The DNS server is given by
+/// `RECONFD_SRV_RESOLVER` (confd has no flag for it).
+#[test]
+fn confd_srv_domain_and_srv_record_find_etcd() {
+    let etcd = Etcd::start();
+    etcd.put("/svc/a", "2");
+    let Some(dns) = Dns::start(&[
+        Srv {
+            name: "_etcdv3._tcp.example.test",
+            target: "127.0.0.1",
+            port: port_of(&etcd),
+            priority: 0,
+            weight: 0,
+        },
+        Srv {
+            name: "_members._tcp.other.test",
+            target: "127.0.0.1",
+            port: port_of(&etcd),
+            priority: 0,
+            weight: 0,
+        },
+    ]) else {
+        return;
+    };
+    let t = Tree::new();
+    t.template("a.tmpl", "a={{getv \"/svc/a\"}}\n");
+    t.resource(
+        "a",
+        "[template]\nsrc = \"a.tmpl\"\ndest = \"@OUT@/a.conf\"\nkeys = [\"/svc\"]\n",
+    );
+    let confd = |extra: &[&str]| {
+        let mut c = util::reconfd();
+        c.env("RECONFD_SRV_RESOLVER", &dns.addr)
+            .env_remove("ETCDCTL_PEERS")
+            .arg("confd")
+            .arg("-config-file")
+            .arg(t.root.path().join("no-confd.toml"))
+            .arg("-confdir")
+            .arg(t.confdir())
+            .args(["-onetime", "-backend", "etcdv3", "-node", "127.0.0.1:1"])
+            .args(extra);
+        run(c)
+    };
+    let o = confd(&["-srv-domain", "example.test"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(t.read("a.conf"), "a=2\n");
+    assert!(
+        text(&o).contains("nodes from DNS SRV _etcdv3._tcp.example.test"),
+        "{}",
+        text(&o)
+    );
+
+    std::fs::remove_file(t.out().join("a.conf")).unwrap();
+    let o = confd(&["-srv-record", "_members._tcp.other.test"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(t.read("a.conf"), "a=2\n");
+
+    // No answer: confd's exit code, 1, naming the record.
+    let o = confd(&["-srv-domain", "nothing.test"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("DNS SRV record _etcdv3._tcp.nothing.test gives no etcd endpoint"),
+        "{}",
+        text(&o)
+    );
+}
