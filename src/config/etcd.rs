@@ -36,7 +36,14 @@ pub struct EtcdSettings {
     /// Discover the endpoints from DNS SRV instead (`[etcd] srv_domain`): `endpoints` is then
     /// empty until [`crate::etcd::srv::discover`] fills it.
     pub srv: Option<SrvSettings>,
+    /// After a failover, stay at least this long on another member, then go back to the first
+    /// endpoint (the preferred one, e.g. in the same rack) once it answers; `None` never goes
+    /// back.
+    pub prefer_first_after: Option<std::time::Duration>,
 }
+
+/// The default of [`EtcdSettings::prefer_first_after`].
+pub const PREFER_FIRST_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where the endpoints come from when DNS SRV discovery is on.
 #[derive(Debug, Clone, PartialEq, Eq)]

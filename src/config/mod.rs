@@ -296,6 +296,11 @@ impl Settings {
                 server_name,
                 read: raw.etcd.read.unwrap_or_default(),
                 srv,
+                prefer_first_after: match raw.etcd.prefer_first_after {
+                    None => Some(etcd::PREFER_FIRST_AFTER),
+                    Some(d) if d.0.is_zero() => None,
+                    Some(d) => Some(d.0),
+                },
             },
             batch,
             log_level,

@@ -50,6 +50,9 @@ pub struct RawEtcd {
     pub srv_record: Option<String>,
     /// `IP:PORT` of the DNS server to ask instead of the system's resolver.
     pub srv_resolver: Option<String>,
+    /// After a failover, how long to stay on another member before going back to the first
+    /// one once it answers; `"0"` never goes back.
+    pub prefer_first_after: Option<super::value::Dur>,
     /// TLS files.
     #[serde(default)]
     pub tls: RawTls,

@@ -102,6 +102,16 @@ impl Failover {
     }
 }
 
+impl Failover {
+    /// Moves to the first endpoint as after a session that got through: the next failure
+    /// moves on at once, and a round of failures backs off from the shortest wait.
+    pub fn prefer_first(&mut self) {
+        self.index = 0;
+        self.failed_in_row = 0;
+        self.backoff = BACKOFF_MIN;
+    }
+}
+
 /// `base` plus a random share of up to half of it.
 pub fn jittered(base: Duration) -> Duration {
     let spread = base.as_millis() as u64 / 2 + 1;

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use super::endpoints::{Failover, Next};
+use super::preference::{Preference, Step};
 use super::{key_ranges, EtcdError, Read};
 use crate::keys;
 use crate::store::{merge_prefixes, Snapshot};
@@ -137,6 +138,9 @@ pub struct FollowerConfig {
     /// How often watched keys the user may not read are read again, so a role granted later
     /// takes effect without a restart.
     pub denied_recheck: Duration,
+    /// After a failover, the minimum stay before going back to the first endpoint
+    /// ([`super::preference`]); `None` never goes back.
+    pub prefer_first_after: Option<Duration>,
 }
 
 /// One key's change, as a watch event carries it.
@@ -213,6 +217,11 @@ pub enum Input {
     TimerFired,
     /// [`Action::RefreshToken`] succeeded.
     TokenRefreshed,
+    /// The probe [`Action::Probe`] asked for ended: whether the member answered.
+    Probed {
+        /// It answered (connected, and a read was answered or refused by permission).
+        healthy: bool,
+    },
     /// A call of the session failed (connect, read, watch, progress request, token refresh),
     /// or the stream broke: the message says what, naming the endpoint.
     Failed(String),
@@ -262,6 +271,14 @@ pub enum Action {
     /// Drop the connection and stream; arm the timer for this long plus jitter
     /// ([`super::endpoints::jittered`]).
     Backoff(Duration),
+    /// After `after`, beside the session, connect to `endpoint` and read a little, replacing
+    /// any probe not yet done. Answer, later: [`Input::Probed`].
+    Probe {
+        /// The preferred endpoint.
+        endpoint: String,
+        /// How long to wait first.
+        after: Duration,
+    },
 }
 
 /// Where the follower is in its session.
@@ -334,6 +351,8 @@ pub struct Follower {
     /// With a split watch, the last revision applied by each range's watcher, so each resumes
     /// from its own (a response of one watcher says nothing about the others); else one entry.
     range_revs: Vec<i64>,
+    /// Going back to the preferred member after a failover; `None` when off.
+    preference: Option<Preference>,
     /// A full read is owed before watching (start, compaction, recheck, refused watcher).
     needs_read: bool,
     /// The covering range was refused: watch each key on its own.
@@ -366,6 +385,7 @@ impl Follower {
             user: config.user,
             progress_every: config.progress_every,
             denied_recheck: config.denied_recheck,
+            preference: Preference::new(&config.endpoints, config.prefer_first_after),
             failover: Failover::new(&config.endpoints),
             rev: snapshot.revision,
             snapshot,
@@ -404,8 +424,9 @@ impl Follower {
             Input::ReadDone(read) => self.read_done(read),
             Input::WatchOpened => {
                 self.watch_opened();
-                Vec::new()
+                self.prefer(None)
             }
+            Input::Probed { healthy } => self.prefer(Some(healthy)),
             Input::Message(m) => self.message(m),
             Input::StreamEnded => {
                 let message = format!("watch on {} ended", self.failover.current());
@@ -417,6 +438,35 @@ impl Follower {
             },
             Input::TimerFired => self.timer_fired(),
             Input::Failed(message) => self.end_session(message),
+        }
+    }
+
+    /// A watch opened (`probed` is `None`) or a probe of the preferred member ended: probe it
+    /// later, move back to it, or nothing ([`super::preference`]).
+    fn prefer(&mut self, probed: Option<bool>) -> Vec<Action> {
+        let Some(preference) = self.preference.as_mut() else {
+            return Vec::new();
+        };
+        let current = self.failover.current();
+        let step = match probed {
+            None => preference.following(current),
+            Some(healthy) => {
+                let watching = matches!(self.phase, Phase::Watching(_)).then_some(current);
+                preference.probed(healthy, watching)
+            }
+        };
+        match step {
+            Step::Stay => Vec::new(),
+            Step::Probe { endpoint, after } => vec![Action::Probe { endpoint, after }],
+            Step::Return(preferred) => {
+                info!(
+                    reconfd.endpoint = %preferred,
+                    revision = self.rev,
+                    "the preferred etcd member answers again; returning to it"
+                );
+                self.failover.prefer_first();
+                self.connect()
+            }
         }
     }
 
@@ -812,3 +862,6 @@ pub fn after_read(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod preference_tests;

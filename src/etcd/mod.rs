@@ -23,6 +23,7 @@ use crate::store::{merge_prefixes, Snapshot};
 pub mod credentials;
 pub mod endpoints;
 pub mod follower;
+pub mod preference;
 pub mod reason;
 pub mod srv;
 pub mod tls;

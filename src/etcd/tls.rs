@@ -271,6 +271,7 @@ mod tests {
             server_name: None,
             read: Default::default(),
             srv: None,
+            prefer_first_after: None,
         }
     }
 

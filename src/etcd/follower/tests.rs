@@ -18,6 +18,7 @@ fn follower(endpoints: &[&str], watched: &[&str]) -> Follower {
             user: Some("reader".into()),
             progress_every: PROGRESS,
             denied_recheck: RECHECK,
+            prefer_first_after: None,
         },
         Arc::new(Snapshot::default()),
     )
