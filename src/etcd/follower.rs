@@ -141,6 +141,8 @@ pub struct FollowerConfig {
     /// After a failover, the minimum stay before going back to the first endpoint
     /// ([`super::preference`]); `None` never goes back.
     pub prefer_first_after: Option<Duration>,
+    /// The endpoints come from DNS SRV: ask again after every round in which all failed.
+    pub rediscover: bool,
 }
 
 /// One key's change, as a watch event carries it.
@@ -217,6 +219,8 @@ pub enum Input {
     TimerFired,
     /// [`Action::RefreshToken`] succeeded.
     TokenRefreshed,
+    /// [`Action::Rediscover`] found these endpoints (never empty), in the order to try them.
+    Discovered(Vec<String>),
     /// The probe [`Action::Probe`] asked for ended: whether the member answered.
     Probed {
         /// It answered (connected, and a read was answered or refused by permission).
@@ -271,6 +275,9 @@ pub enum Action {
     /// Drop the connection and stream; arm the timer for this long plus jitter
     /// ([`super::endpoints::jittered`]).
     Backoff(Duration),
+    /// Ask DNS SRV for the endpoints again (while backing off). Answer: [`Input::Discovered`],
+    /// or nothing when the lookup failed (the known endpoints stay).
+    Rediscover,
     /// After `after`, beside the session, connect to `endpoint` and read a little, replacing
     /// any probe not yet done. Answer, later: [`Input::Probed`].
     Probe {
@@ -353,6 +360,10 @@ pub struct Follower {
     range_revs: Vec<i64>,
     /// Going back to the preferred member after a failover; `None` when off.
     preference: Option<Preference>,
+    /// See [`FollowerConfig::prefer_first_after`], kept for new endpoints.
+    prefer_first_after: Option<Duration>,
+    /// See [`FollowerConfig::rediscover`].
+    rediscover: bool,
     /// A full read is owed before watching (start, compaction, recheck, refused watcher).
     needs_read: bool,
     /// The covering range was refused: watch each key on its own.
@@ -386,6 +397,8 @@ impl Follower {
             progress_every: config.progress_every,
             denied_recheck: config.denied_recheck,
             preference: Preference::new(&config.endpoints, config.prefer_first_after),
+            prefer_first_after: config.prefer_first_after,
+            rediscover: config.rediscover,
             failover: Failover::new(&config.endpoints),
             rev: snapshot.revision,
             snapshot,
@@ -427,6 +440,10 @@ impl Follower {
                 self.prefer(None)
             }
             Input::Probed { healthy } => self.prefer(Some(healthy)),
+            Input::Discovered(endpoints) => {
+                self.discovered(endpoints);
+                Vec::new()
+            }
             Input::Message(m) => self.message(m),
             Input::StreamEnded => {
                 let message = format!("watch on {} ended", self.failover.current());
@@ -801,7 +818,21 @@ impl Follower {
         }
         self.phase = Phase::BackingOff;
         actions.push(Action::Backoff(wait));
+        if self.rediscover {
+            actions.push(Action::Rediscover);
+        }
         actions
+    }
+
+    /// New endpoints from DNS SRV: tried from the first after the backoff; the backoff goes on
+    /// growing (they are asked for only after a failed round).
+    fn discovered(&mut self, endpoints: Vec<String>) {
+        if endpoints.is_empty() || endpoints == self.failover.all() {
+            return;
+        }
+        info!(endpoints = %endpoints.join(","), "the etcd endpoints changed in DNS SRV");
+        self.failover.replace(&endpoints);
+        self.preference = Preference::new(&endpoints, self.prefer_first_after);
     }
 }
 
@@ -865,3 +896,6 @@ mod tests;
 
 #[cfg(test)]
 mod preference_tests;
+
+#[cfg(test)]
+mod discovery_tests;

@@ -63,6 +63,7 @@ pub async fn follow(
         progress_every: progress_interval(),
         denied_recheck: DENIED_RECHECK,
         prefer_first_after: settings.prefer_first_after,
+        rediscover: settings.srv.is_some(),
     };
     let mut follower = Follower::new(config, tx.borrow().clone());
     let mut io = Io::new(settings, tx, health);
@@ -172,6 +173,13 @@ impl Io {
                 self.timer = Some(Instant::now() + jittered(base));
                 None
             }
+            Action::Rediscover => match super::srv::discover(&self.settings).await {
+                Ok(found) => Some(Input::Discovered(found.endpoints)),
+                Err(e) => {
+                    tracing::warn!("{e}; keeping the known endpoints");
+                    None
+                }
+            },
             Action::Probe { endpoint, after } => {
                 self.start_probe(endpoint, after);
                 None

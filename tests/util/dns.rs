@@ -35,6 +35,19 @@ impl Dns {
     /// Starts dnsmasq serving `records` and waits (at most 10 s) until it is up; `None` when
     /// dnsmasq is missing outside CI (under CI=true that fails the test).
     pub fn start(records: &[Srv]) -> Option<Dns> {
+        Self::start_on(free_port(), records)
+    }
+
+    /// Stops this server and starts one serving `records` instead, on the same address (as a
+    /// DNS change an operator makes while reconfd runs).
+    pub fn replace(&mut self, records: &[Srv]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.addr.rsplit(':').next().unwrap().parse().unwrap();
+        *self = Self::start_on(port, records).expect("dnsmasq was there a moment ago");
+    }
+
+    fn start_on(port: u16, records: &[Srv]) -> Option<Dns> {
         if !prerequisite(
             have_program(DNSMASQ) || have_program("dnsmasq"),
             "dnsmasq is not installed (apt-get install dnsmasq-base)",
@@ -48,7 +61,6 @@ impl Dns {
         };
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("dnsmasq.log");
-        let port = free_port();
         let mut cmd = Command::new(program);
         cmd.args([
             "--keep-in-foreground",

@@ -20,6 +20,7 @@ fn follower() -> Follower {
             progress_every: Duration::from_secs(30),
             denied_recheck: Duration::from_secs(60),
             prefer_first_after: Some(STAY),
+            rediscover: false,
         },
         Arc::new(Snapshot::default()),
     )

@@ -19,6 +19,7 @@ fn follower(endpoints: &[&str], watched: &[&str]) -> Follower {
             progress_every: PROGRESS,
             denied_recheck: RECHECK,
             prefer_first_after: None,
+            rediscover: false,
         },
         Arc::new(Snapshot::default()),
     )
