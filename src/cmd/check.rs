@@ -31,10 +31,8 @@ pub fn run(o: &Overrides, print_systemd_paths: bool) -> u8 {
     let conf_d = settings.confdir.join("conf.d");
     if print_systemd_paths {
         let dirs = systemd_paths::writable_dirs(checked.dests.iter().map(PathBuf::as_path));
-        print!(
-            "{}",
-            systemd_paths::drop_in(&dirs, &conf_d, "reconfd.service")
-        );
+        let unit = systemd_paths::unit_for(settings.config_file.as_deref());
+        print!("{}", systemd_paths::drop_in(&dirs, &conf_d, &unit));
     } else {
         for line in &checked.watches {
             println!("{line}");

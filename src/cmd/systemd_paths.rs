@@ -50,6 +50,25 @@ pub fn drop_in(dirs: &[PathBuf], conf_d: &Path, unit: &str) -> String {
     out
 }
 
+/// The unit that reads `config`: `reconfd@SITE.service` for `/etc/reconfd/SITE.toml` (what the
+/// template unit reads), else `reconfd.service`.
+pub fn unit_for(config: Option<&Path>) -> String {
+    let site = config
+        .filter(|c| c.parent() == Some(Path::new("/etc/reconfd")))
+        .and_then(|c| {
+            c.extension()
+                .is_some_and(|e| e == "toml")
+                .then(|| c.file_stem())
+        })
+        .flatten()
+        .and_then(|s| s.to_str())
+        .filter(|s| *s != "reconfd");
+    match site {
+        Some(site) => format!("reconfd@{site}.service"),
+        None => "reconfd.service".to_owned(),
+    }
+}
+
 /// A path as one word of a systemd list: quoted when it holds white space or quotes, with
 /// systemd's C-style escapes for `"` and `\`; a leading `-`/`+` (systemd's prefixes) is escaped
 /// too, so the path is never read as optional.
@@ -94,6 +113,21 @@ mod tests {
                 PathBuf::from("/etc/nginxx"),
             ]
         );
+    }
+
+    #[test]
+    fn a_site_config_names_the_template_units_instance() {
+        assert_eq!(unit_for(None), "reconfd.service");
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(
+            unit_for(p("/etc/reconfd/reconfd.toml").as_deref()),
+            "reconfd.service"
+        );
+        assert_eq!(
+            unit_for(p("/etc/reconfd/dc1.toml").as_deref()),
+            "reconfd@dc1.service"
+        );
+        assert_eq!(unit_for(p("/srv/x/dc1.toml").as_deref()), "reconfd.service");
     }
 
     #[test]
