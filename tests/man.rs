@@ -96,6 +96,10 @@ Configuration error (\fBEX_CONFIG\fR), a TLS or password file unusable included.
 \fB0\fR
 Stopped by SIGTERM or SIGINT.
 .TP
+\fB69\fR
+\fB[etcd] srv_domain\fR is set and its DNS SRV record gives no endpoint at start
+(\fBEX_UNAVAILABLE\fR); the unit's \fBRestart=\fR asks again.
+.TP
 \fB78\fR
 Configuration error at start (\fBEX_CONFIG\fR), a TLS or password file unusable included;
 the shipped units do not restart on it. An unreachable etcd or a refused login is not an exit:

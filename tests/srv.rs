@@ -198,3 +198,26 @@ fn confd_srv_domain_and_srv_record_find_etcd() {
         text(&o)
     );
 }
+
+/// `run` at start: a record with no answer means nothing to follow; it exits 69 (the unit's
+/// `Restart=` asks again) with the record named, instead of following a default endpoint.
+#[test]
+fn run_exits_69_at_start_without_an_answer() {
+    let Some(dns) = Dns::start(&[]) else {
+        return;
+    };
+    let (t, config) = tree(&format!(
+        "srv_domain = \"nothing.test\"\nsrv_resolver = \"{}\"\n",
+        dns.addr
+    ));
+    let mut d =
+        util::Daemon::spawn(t.reconfd(None, &["run", "--config", &config.display().to_string()]));
+    let status = d.wait_exit(std::time::Duration::from_secs(20));
+    assert_eq!(status.code(), Some(69), "{}", d.log());
+    assert!(
+        d.log()
+            .contains("DNS SRV record _etcd-client._tcp.nothing.test gives no etcd endpoint"),
+        "{}",
+        d.log()
+    );
+}
