@@ -34,6 +34,10 @@
 //!   "created" response's header: etcd 3.4 may send those ahead of events still queued for a
 //!   watcher catching up, and a session ending right then would resume after events it never
 //!   delivered.
+//! - After a failover, the first endpoint (the preferred member) is probed once per minimum
+//!   stay beside the watch; when it answers, the watch moves back to it, resuming from the last
+//!   applied revision + 1 ([`super::preference`]). With endpoints from DNS SRV, a round in
+//!   which every member failed asks DNS again, and the new answer is tried first.
 //! - [`Reach`] says whether etcd can be followed, and through which member; it changes once per
 //!   state change, as do the "unreachable" / "reachable again" log lines.
 //!
@@ -223,7 +227,7 @@ pub enum Input {
     Discovered(Vec<String>),
     /// The probe [`Action::Probe`] asked for ended: whether the member answered.
     Probed {
-        /// It answered (connected, and a read was answered or refused by permission).
+        /// It answered: connected (logged in with a user) and reported a leader.
         healthy: bool,
     },
     /// A call of the session failed (connect, read, watch, progress request, token refresh),
@@ -278,8 +282,8 @@ pub enum Action {
     /// Ask DNS SRV for the endpoints again (while backing off). Answer: [`Input::Discovered`],
     /// or nothing when the lookup failed (the known endpoints stay).
     Rediscover,
-    /// After `after`, beside the session, connect to `endpoint` and read a little, replacing
-    /// any probe not yet done. Answer, later: [`Input::Probed`].
+    /// After `after`, beside the session, connect to `endpoint` and ask for its status,
+    /// replacing any probe not yet done. Answer, later: [`Input::Probed`].
     Probe {
         /// The preferred endpoint.
         endpoint: String,
