@@ -178,7 +178,9 @@ impl Cli {
                 noop,
                 log,
             } => with(config, etcd, *noop, log),
-            Command::Check { config, etcd, log } => with(config, etcd, false, log),
+            Command::Check {
+                config, etcd, log, ..
+            } => with(config, etcd, false, log),
             Command::Render { prefix, .. } => GlobalArgs {
                 etcd: EtcdArgs {
                     prefix: prefix.clone(),
@@ -322,6 +324,11 @@ pub enum Command {
         /// Logging.
         #[command(flatten)]
         log: LogArgs,
+        /// Print, instead of the summary, the systemd drop-in ([Service] ReadWritePaths=) that
+        /// the sandboxed unit needs to write the destinations of the configured resources.
+        /// Problems still go to stderr and set the exit code.
+        #[arg(long)]
+        print_systemd_paths: bool,
     },
     /// Store or remove the etcd password of --username (or etcd.username) in the system
     /// keyring, for `password_keyring = true`. The keyring is the Secret Service of a user

@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     };
     logging::init(&level, global.log_target, global.log_format);
     let code = match &cli.command {
-        Command::Check { .. } => cmd::check::run(&overrides),
+        Command::Check {
+            print_systemd_paths,
+            ..
+        } => cmd::check::run(&overrides, *print_systemd_paths),
         Command::Credentials { action, .. } => cmd::credentials::run(&overrides, *action),
         Command::Render { template, data, .. } => {
             cmd::render::run(template, data, overrides.prefix.as_deref())

@@ -295,10 +295,7 @@ fn load_file(
             settings, file, &text, k, "key", &mut errs,
         );
         if key.trim().is_empty() || key.chars().any(|c| c.is_control() || c == '*') {
-            errs.push(at(
-                k.span().start,
-                format!("key {key:?} is not a valid etcd key path"),
-            ));
+            errs.push(at(k.span().start, invalid_key(key)));
         } else {
             rel_keys.push(keys::join("", key));
         }
@@ -547,6 +544,25 @@ fn resolve_owner(
         },
         (None, Some(id)) => Some(*id.get_ref()),
         (None, None) => None,
+    }
+}
+
+/// Why `key` cannot be watched; for a glob, that keys are prefixes (and which one to give) and
+/// that the glob belongs in the template.
+fn invalid_key(key: &str) -> String {
+    match key.find('*') {
+        Some(at) => {
+            let prefix = match key[..at].rfind('/') {
+                Some(0) | None => "/",
+                Some(slash) => &key[..slash],
+            };
+            format!(
+                "key {key:?} is not a valid etcd key path: keys are prefixes, each watching every \
+                 key under it (e.g. keys = [{prefix:?}]); put globs in the template \
+                 (getvs \"{key}\")"
+            )
+        }
+        None => format!("key {key:?} is not a valid etcd key path"),
     }
 }
 

@@ -220,8 +220,19 @@ async fn first_settings(
     // retrying forever (the unit does not restart on exit 78).
     if let Err(e) = etcd::preflight(&settings.etcd).await {
         error!("{e}");
-        return Err(exit::for_error(e.is_config()));
+        return Err(e.failure().code());
     }
+    // DNS SRV discovery: without an answer there is nothing to follow; exit 69 and let the
+    // unit's Restart= ask again.
+    discovered(settings).await.map_err(|e| {
+        error!("{e}");
+        e.failure().code()
+    })
+}
+
+/// `settings` with the etcd endpoints DNS SRV lists, when `[etcd] srv_domain` asks for it.
+async fn discovered(mut settings: Settings) -> Result<Settings, etcd::EtcdError> {
+    settings.etcd = etcd::srv::discover(&settings.etcd).await?;
     Ok(settings)
 }
 
@@ -435,7 +446,7 @@ where
                 .unwrap_or(Path::new("<command line>"));
             return Err(vec![Diagnostic::file(file, e.to_string()).to_string()]);
         }
-        Ok(new)
+        discovered(new).await.map_err(|e| vec![e.to_string()])
     }
 
     /// The watchdog to keep feeding while a generation stops.

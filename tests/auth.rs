@@ -110,7 +110,7 @@ fn wrong_password_names_user_and_endpoint() {
             "trace",
         ],
     ));
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(77), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains(&format!("user \"{USER}\"")), "{out}");
     assert!(out.contains(&etcd.endpoint), "{out}");
@@ -130,7 +130,7 @@ fn denied_prefix_fails_only_its_resource() {
     let mut c = t.reconfd(Some(&etcd), &["once", "--username", USER]);
     c.env("RECONFD_ETCD_PASSWORD", PASSWORD);
     let o = run(c);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(77), "{}", text(&o));
     let out = text(&o);
     assert!(
         out.contains(&format!(

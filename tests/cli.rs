@@ -192,3 +192,26 @@ fn templates_cannot_read_the_etcd_password() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "[none]\n");
 }
+
+/// A glob in `keys` is refused with the prefix to give instead and where the glob belongs.
+#[test]
+fn a_glob_in_keys_says_keys_are_prefixes() {
+    let t = Tree::new();
+    t.template("a.tera", "x\n");
+    let r = t.resource(
+        "a",
+        "[template]\nsrc = \"a.tera\"\ndest = \"@OUT@/a.conf\"\nkeys = [\"/services/apache/*\"]\n",
+    );
+    let o = run(t.reconfd(None, &["check"]));
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:4: key \"/services/apache/*\" is not a valid etcd key path: keys are prefixes, \
+             each watching every key under it (e.g. keys = [\"/services/apache\"]); put globs \
+             in the template (getvs \"/services/apache/*\")",
+            r.display()
+        )),
+        "{err}"
+    );
+}

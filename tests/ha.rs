@@ -439,3 +439,140 @@ fn all_members_down_then_one_back_recovers() {
         d.log()
     );
 }
+
+/// After a failover the daemon goes back to the first-listed (preferred) member once it is
+/// healthy again, not before the minimum stay (`[etcd] prefer_first_after`, 3 s here), and
+/// misses no change across either switch. While the preferred member is down, it is probed at
+/// most once per stay (debug lines), not reconnected to in a loop.
+#[test]
+fn returns_to_the_preferred_member_after_the_minimum_stay() {
+    const STAY: Duration = Duration::from_secs(3);
+    let mut cluster = Cluster::start();
+    let t = Tree::new();
+    t.template(
+        "up.tera",
+        "{% for s in getvs(pattern=\"/services/apache/*\") %}server {{ s }};\n{% endfor %}",
+    );
+    t.resource(
+        "up",
+        "[template]\nsrc = \"up.tera\"\ndest = \"@OUT@/up.conf\"\nkeys = [\"/services/apache\"]\ndebounce = \"0\"\nreload_limit = \"none\"\n",
+    );
+    let config = t.root.path().join("reconfd.toml");
+    std::fs::write(&config, "[etcd]\nprefer_first_after = \"3s\"\n").unwrap();
+    cluster.put(0, "/services/apache/a", "10.0.0.1:80");
+    let mut cmd = util::reconfd();
+    cmd.args([
+        "run",
+        "--log-level",
+        "info,reconfd::etcd::watch=debug",
+        "--config",
+    ])
+    .arg(&config)
+    .arg("--confdir")
+    .arg(t.confdir());
+    for i in 0..3 {
+        cmd.args(["--endpoint", &cluster.endpoint(i)]);
+    }
+    let d = Daemon::spawn(cmd);
+    d.wait_ready();
+    d.wait_log(Duration::from_secs(20), "following etcd", 1);
+    assert_eq!(followed(&d), cluster.endpoint(0), "starts on the first");
+
+    cluster.kill(0);
+    cluster.put(1, "/services/apache/b", "10.0.0.2:80");
+    wait_content(&t, &d, "server 10.0.0.2:80;", Duration::from_secs(30));
+    d.wait_log(Duration::from_secs(20), "following etcd", 2);
+    let away = Instant::now();
+    assert_ne!(followed(&d), cluster.endpoint(0));
+
+    // Down for a few stays: probed, not returned to.
+    std::thread::sleep(STAY * 3);
+    assert_eq!(d.log_count("returning to it"), 0, "{}", d.log());
+    let probes = d.log_count("probe: ");
+    assert!(
+        (1..=4).contains(&probes),
+        "about one probe per stay while down, not a storm: {probes}\n{}",
+        d.log()
+    );
+
+    cluster.restart(0);
+    let restarted = Instant::now();
+    d.wait_log(Duration::from_secs(30), "returning to it", 1);
+    let back_after = restarted.elapsed();
+    d.wait_log(Duration::from_secs(20), "following etcd", 3);
+    assert_eq!(followed(&d), cluster.endpoint(0), "back on the first");
+    assert!(away.elapsed() >= STAY, "not before the minimum stay");
+    cluster.put(2, "/services/apache/c", "10.0.0.3:80");
+    wait_content(&t, &d, "server 10.0.0.3:80;", Duration::from_secs(30));
+    assert!(t.read("up.conf").contains("server 10.0.0.2:80;"));
+    eprintln!("preferred member: back {back_after:?} after it was restarted (stay {STAY:?})");
+}
+
+/// With endpoints from DNS SRV, a round in which every known member failed asks DNS again:
+/// the record moved to another member while the daemon ran, the only known member dies, and
+/// the daemon follows the new one without missing the change made meanwhile.
+#[test]
+fn srv_is_asked_again_when_every_known_member_failed() {
+    let mut cluster = Cluster::start();
+    let port = |i: usize| -> u16 {
+        cluster
+            .endpoint(i)
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let name = "_etcd-client._tcp.ha.test";
+    let record = |port: u16| util::dns::Srv {
+        name,
+        target: "127.0.0.1",
+        port,
+        priority: 0,
+        weight: 0,
+    };
+    let Some(mut dns) = util::dns::Dns::start(&[record(port(0))]) else {
+        return;
+    };
+    let (p1, e1) = (port(1), cluster.endpoint(1));
+    let t = Tree::new();
+    t.template(
+        "up.tera",
+        "{% for s in getvs(pattern=\"/services/apache/*\") %}server {{ s }};\n{% endfor %}",
+    );
+    t.resource(
+        "up",
+        "[template]\nsrc = \"up.tera\"\ndest = \"@OUT@/up.conf\"\nkeys = [\"/services/apache\"]\ndebounce = \"0\"\nreload_limit = \"none\"\n",
+    );
+    let config = t.root.path().join("reconfd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[etcd]\nsrv_domain = \"ha.test\"\nsrv_resolver = \"{}\"\nprefer_first_after = \"0\"\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+    cluster.put(0, "/services/apache/a", "10.0.0.1:80");
+    let mut cmd = util::reconfd();
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .arg("--confdir")
+        .arg(t.confdir());
+    let d = Daemon::spawn(cmd);
+    d.wait_ready();
+    d.wait_log(Duration::from_secs(20), "following etcd", 1);
+    assert_eq!(followed(&d), cluster.endpoint(0));
+
+    dns.replace(&[record(p1)]);
+    cluster.kill(0);
+    cluster.put(1, "/services/apache/b", "10.0.0.2:80");
+    wait_content(&t, &d, "server 10.0.0.2:80;", Duration::from_secs(30));
+    d.wait_log(
+        Duration::from_secs(10),
+        "the etcd endpoints changed in DNS SRV",
+        1,
+    );
+    d.wait_log(Duration::from_secs(10), "following etcd", 2);
+    assert_eq!(followed(&d), e1);
+}

@@ -15,16 +15,25 @@ use clap_complete::Shell;
 
 /// Sections of reconfd(1) that the CLI definition cannot know about, inserted before VERSION.
 const REFERENCE_SECTIONS: &str = r#".SH "EXIT STATUS"
+The codes follow \fBsysexits.h\fR where one fits; \fBreconfd confd\fR keeps confd's own codes.
+When several things fail, the highest-ranked code wins: 78, then 77, then 69, then 1.
 .TP
 \fB0\fR
 Success. \fBcheck\fR: no problems (warnings allowed); \fBonce\fR: every resource is in sync or
 was installed.
 .TP
 \fB1\fR
-A resource failed (render, check, install or reload), or etcd could not be read.
+A resource failed (render, check, install or reload); \fBrender\fR: a data or template error.
 .TP
 \fB2\fR
 Usage error.
+.TP
+\fB69\fR
+No etcd member could be reached (\fBEX_UNAVAILABLE\fR): connection refused, timed out, TLS
+handshake failed (\fBonce\fR).
+.TP
+\fB77\fR
+etcd refused the login or denied reading a watched key (\fBEX_NOPERM\fR) (\fBonce\fR).
 .TP
 \fB78\fR
 Configuration error (\fBEX_CONFIG\fR): the config file or a resource is invalid, or a TLS
@@ -56,6 +65,71 @@ The systemd units; \fBreconfd@\fR\fISITE\fR\fB.service\fR reads \fI/etc/reconfd/
 The documentation under \fI/usr/share/doc/reconfd/\fR.
 "#;
 
+/// The EXIT STATUS section of a subcommand's page, for those whose codes say more than
+/// success or usage error (reconfd(1) has them all).
+fn exit_status(subcommand: &str) -> Option<&'static str> {
+    Some(match subcommand {
+        "once" => {
+            r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+Every resource is in sync or was installed; with \fB\-\-noop\fR, every resource rendered and
+passed its check.
+.TP
+\fB1\fR
+A resource failed (invalid resource file, render, check, install or reload).
+.TP
+\fB69\fR
+No etcd member could be reached (\fBEX_UNAVAILABLE\fR).
+.TP
+\fB77\fR
+etcd refused the login, or denied reading a watched key (\fBEX_NOPERM\fR); the resources
+that may be read were still reconciled.
+.TP
+\fB78\fR
+Configuration error (\fBEX_CONFIG\fR), a TLS or password file unusable included.
+"#
+        }
+        "run" => {
+            r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+Stopped by SIGTERM or SIGINT.
+.TP
+\fB69\fR
+\fB[etcd] srv_domain\fR is set and its DNS SRV record gives no endpoint at start
+(\fBEX_UNAVAILABLE\fR); the unit's \fBRestart=\fR asks again.
+.TP
+\fB78\fR
+Configuration error at start (\fBEX_CONFIG\fR), a TLS or password file unusable included;
+the shipped units do not restart on it. An unreachable etcd or a refused login is not an exit:
+the daemon retries with backoff and says so in its log and \fBSTATUS=\fR.
+"#
+        }
+        "check" => {
+            r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+No problems (warnings allowed).
+.TP
+\fB78\fR
+Any problem found (\fBEX_CONFIG\fR). \fBcheck\fR does not contact etcd.
+"#
+        }
+        "render" => {
+            r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+The template rendered.
+.TP
+\fB1\fR
+A data file or template error, named with its file and line.
+"#
+        }
+        _ => return None,
+    })
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -85,7 +159,11 @@ fn generated() -> Vec<(PathBuf, String)> {
 
     let source = format!("reconfd {}", env!("CARGO_PKG_VERSION"));
     for sub in cmd.get_subcommands() {
-        let page = render(clap_mangen::Man::new(sub.clone()).source(&source));
+        let mut page = render(clap_mangen::Man::new(sub.clone()).source(&source));
+        if let Some(section) = exit_status(sub.get_name()) {
+            let at = page.find(".SH VERSION").unwrap_or(page.len());
+            page.insert_str(at, section);
+        }
         let name = format!("docs/man/reconfd-{}.1", sub.get_name());
         files.push((PathBuf::from(name), page));
     }

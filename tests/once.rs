@@ -297,7 +297,19 @@ fn unreachable_etcd_fails_without_touching_files() {
     let mut c = t.reconfd(None, &["once"]);
     c.args(["--endpoint", &format!("http://127.0.0.1:{port}")]);
     let o = run(c);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(69), "EX_UNAVAILABLE: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "cannot connect to http://127.0.0.1:{port}: connection refused"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("tonic") && !stderr(&o).contains("Os {"),
+        "no Debug structures: {}",
+        stderr(&o)
+    );
     assert!(
         stderr(&o).contains(&format!("127.0.0.1:{port}")),
         "{}",

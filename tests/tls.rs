@@ -133,7 +133,7 @@ fn missing_client_certificate_is_explained() {
     let etcd = Etcd::start_tls(&st.server);
     let t = tree();
     let o = reconfd(&t, &etcd.tls_endpoint(), &["once", "--ca-file", &s(&st.ca)]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(69), "{}", text(&o));
     assert!(
         text(&o).contains("set etcd.tls.cert_file and key_file"),
         "{}",
@@ -160,9 +160,16 @@ fn wrong_ca_fails_clearly() {
             &s(&st.client.1),
         ],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(69), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("UnknownIssuer"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "cannot connect to {}: TLS handshake failed: invalid peer certificate: UnknownIssuer",
+            etcd.tls_endpoint()
+        )),
+        "{out}"
+    );
     assert!(
         out.contains(&format!("not signed by a CA in {}", s(&other))),
         "{out}"
@@ -188,7 +195,7 @@ fn hostname_mismatch_fails_and_server_name_fixes_it() {
     etcd.put("/services/apache/a", "10.0.0.1:80");
     let t = tree();
     let o = reconfd(&t, &etcd.tls_endpoint(), &["once", "--ca-file", &s(&ca)]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(69), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("not valid for name"), "{out}");
     assert!(out.contains("server_name"), "{out}");

@@ -100,6 +100,7 @@ journald\t'The journal\'s native protocol, with structured fields'
 stderr\t'Standard error'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
 json\t'One JSON object per event'"
+complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l print-systemd-paths -d 'Print, instead of the summary, the systemd drop-in ([Service] ReadWritePaths=) that the sandboxed unit needs to write the destinations of the configured resources. Problems still go to stderr and set the exit code'
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand credentials; and not __fish_seen_subcommand_from set delete" -l config -d 'Daemon config file, for etcd.username (a missing default file means built-in defaults)' -r -F

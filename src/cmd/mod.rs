@@ -8,6 +8,7 @@ pub mod once;
 pub mod render;
 pub mod run;
 pub mod status;
+pub mod systemd_paths;
 
 use crate::config::{Overrides, Settings};
 use crate::exit;

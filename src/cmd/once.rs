@@ -12,8 +12,9 @@ use crate::exit;
 use crate::reconciler::{self, render_permits, InstallMode, Prepared, ReconcileError, Reconciled};
 use crate::store::Snapshot;
 
-/// Runs one pass; exit 0 when every resource succeeded, 1 otherwise ([`exit::CONFIG`] when a
-/// credential or TLS file is unusable).
+/// Runs one pass; exit 0 when every resource succeeded, else the code of the worst failure
+/// ([`exit::Failure`]: 78 configuration, 77 login refused or read denied, 69 no etcd member
+/// reachable, 1 a resource failed).
 pub async fn run(o: &Overrides, noop: bool) -> u8 {
     let settings = match super::settings(o) {
         Ok(s) => s,
@@ -31,6 +32,7 @@ pub async fn pass(settings: &Settings, mode: InstallMode) -> u8 {
     let loaded = reconciler::load(settings);
     loaded.log();
     let mut failed = loaded.failed.len();
+    let mut failures = Vec::new();
     if loaded.prepared.is_empty() {
         if failed == 0 {
             warn!(
@@ -38,7 +40,7 @@ pub async fn pass(settings: &Settings, mode: InstallMode) -> u8 {
                 settings.confdir.join("conf.d").display()
             );
         }
-        return verdict(failed);
+        return verdict(failed, failures);
     }
     let watched: Vec<String> = loaded
         .prepared
@@ -49,7 +51,7 @@ pub async fn pass(settings: &Settings, mode: InstallMode) -> u8 {
         Ok(r) => r,
         Err(e) => {
             error!("{e}");
-            return exit::for_error(e.is_config());
+            return e.failure().code();
         }
     };
     // A resource whose keys the etcd user may not read fails; the others still render.
@@ -67,6 +69,7 @@ pub async fn pass(settings: &Settings, mode: InstallMode) -> u8 {
             let e = etcd::denied(&settings.etcd, denied);
             error!(reconfd.resource = %p.resource.name, "{}: {e}", p.resource.file.display());
             failed += 1;
+            failures.push(e.failure());
         }
     }
     let results = reconcile_all(readable, Arc::new(read.snapshot), mode).await;
@@ -77,7 +80,7 @@ pub async fn pass(settings: &Settings, mode: InstallMode) -> u8 {
             Some(Err(_)) | None => failed += 1,
         }
     }
-    verdict(failed)
+    verdict(failed, failures)
 }
 
 /// Reconciles every resource from `snapshot`, concurrently within the render bound; the
@@ -110,12 +113,13 @@ async fn reconcile_all(
     results
 }
 
-/// Exit 0 when nothing failed, else 1 with a count.
-fn verdict(failed: usize) -> u8 {
+/// Exit 0 when nothing failed, else the worst of `failures` (at least
+/// [`exit::Failure::Resource`]) with a count.
+fn verdict(failed: usize, mut failures: Vec<exit::Failure>) -> u8 {
     if failed == 0 {
-        exit::SUCCESS
-    } else {
-        error!("{failed} resource(s) failed");
-        exit::FAILED
+        return exit::SUCCESS;
     }
+    error!("{failed} resource(s) failed");
+    failures.push(exit::Failure::Resource);
+    exit::Failure::worst(failures)
 }

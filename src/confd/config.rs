@@ -25,6 +25,12 @@ pub struct ConfdToml {
     pub backend: Option<Backend>,
     /// `nodes`
     pub nodes: Option<Vec<String>>,
+    /// `srv_domain`
+    pub srv_domain: Option<String>,
+    /// `srv_record`
+    pub srv_record: Option<String>,
+    /// `scheme`, of the nodes found through DNS SRV.
+    pub scheme: Option<String>,
     /// `prefix`
     pub prefix: Option<String>,
     /// `confdir`
@@ -101,13 +107,9 @@ enum Key {
     LogLevel,
     /// confd knows it, only another backend uses it: a warning with this reason.
     Ignored(&'static str),
-    /// confd knows it, reconfd cannot honour it (when non-empty): an error with this reason.
-    Unsupported(&'static str),
 }
 
 const VAULT: &str = "only confd's vault backend uses it";
-const NO_SRV: &str =
-    "reconfd does not discover etcd members through DNS SRV records; list each in `nodes`";
 
 fn key(name: &str) -> Option<Key> {
     Some(match name {
@@ -135,8 +137,9 @@ fn key(name: &str) -> Option<Key> {
         "table" => Key::Ignored("only confd's dynamodb backend uses it"),
         "separator" => Key::Ignored("only confd's redis backend uses it"),
         "file" | "filter" => Key::Ignored("only confd's file backend uses it"),
-        "scheme" => Key::Ignored("confd uses it only for nodes found through DNS SRV records"),
-        "srv_domain" | "srv_record" => Key::Unsupported(NO_SRV),
+        "scheme" => Key::Str(|c, v| c.scheme = Some(v)),
+        "srv_domain" => Key::Str(|c, v| c.srv_domain = Some(v)),
+        "srv_record" => Key::Str(|c, v| c.srv_record = Some(v)),
         _ => return None,
     })
 }
@@ -163,13 +166,6 @@ pub fn parse(path: &Path, text: &str) -> Result<(ConfdToml, Vec<Diagnostic>), Ve
             Some(Key::Ignored(why)) => {
                 warnings.push(at(format!("`{}` ignored: {why}", k.get_ref())))
             }
-            Some(Key::Unsupported(why)) => match string() {
-                Some(s) if s.is_empty() => {}
-                _ => errors.push(at(format!(
-                    "`{}` is not supported by reconfd: {why}",
-                    k.get_ref()
-                ))),
-            },
             Some(Key::Str(set)) => match string() {
                 Some(s) => set(&mut c, s),
                 None => errors.push(wrong("a string")),
@@ -315,7 +311,7 @@ keepstagefile = true
 
     #[test]
     fn errors_name_file_and_line() {
-        let e = errors("noop = true\ninterval = \"10\"\nbackend = \"consul\"\nlog-level = \"loud\"\nsrv_domain = \"example.com\"\nnodes = \"a:1\"\n");
+        let e = errors("noop = true\ninterval = \"10\"\nbackend = \"consul\"\nlog-level = \"loud\"\nsrv_domain = 5\nnodes = \"a:1\"\n");
         assert_eq!(e.len(), 5, "{e:?}");
         assert_eq!(e[0], "/c.toml:2: interval must be an integer (seconds)");
         assert_eq!(
@@ -323,15 +319,13 @@ keepstagefile = true
             "/c.toml:3: backend consul is not supported by reconfd (supported: etcd, etcdv3)"
         );
         assert_eq!(e[2], "/c.toml:4: not a valid level: \"loud\"");
-        assert!(
-            e[3].starts_with("/c.toml:5: `srv_domain` is not supported"),
-            "{e:?}"
-        );
+        assert!(e[3].starts_with("/c.toml:5: srv_domain"), "{e:?}");
         assert_eq!(e[4], "/c.toml:6: nodes must be an array of strings");
         let e = errors("noop = true\nwatch = \n");
         assert!(e[0].starts_with("/c.toml:2:"), "{e:?}");
         // An empty srv_domain asks for nothing.
-        assert!(parse(Path::new("/c"), "srv_domain = \"\"\n").is_ok());
+        let (c, _) = parse(Path::new("/c"), "srv_domain = \"\"\n").unwrap();
+        assert_eq!(c.srv_domain.as_deref(), Some(""));
     }
 
     #[test]

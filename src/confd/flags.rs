@@ -160,13 +160,15 @@ const DEFS: &[Def] = &[
         "confd's crypt functions (cget, cgetv, ...) are gone from confd and reconfd has none",
     ),
     no("separator", "only confd's redis backend uses it"),
-    no(
+    ok(
         "srv-domain",
-        "reconfd does not discover etcd members through DNS SRV records; name each with -node",
+        Kind::Value,
+        "find the etcd members in DNS SRV record _BACKEND._tcp.DOMAIN (e.g. _etcd._tcp.DOMAIN), instead of -node",
     ),
-    no(
+    ok(
         "srv-record",
-        "reconfd does not discover etcd members through DNS SRV records; name each with -node",
+        Kind::Value,
+        "the full SRV record to find the etcd members in, e.g. _etcd-client._tcp.example.com",
     ),
     no("table", "only confd's dynamodb backend uses it"),
     no("user-id", VAULT),
@@ -217,8 +219,12 @@ pub struct Flags {
     pub password: Option<Password>,
     /// `-prefix`
     pub prefix: Option<String>,
-    /// `-scheme` (no effect without SRV discovery, as in confd).
+    /// `-scheme`: of the nodes found through DNS SRV (no effect without, as in confd).
     pub scheme: Option<String>,
+    /// `-srv-domain`
+    pub srv_domain: Option<String>,
+    /// `-srv-record`
+    pub srv_record: Option<String>,
     /// `-sync-only`
     pub sync_only: Option<bool>,
     /// `-username`
@@ -375,6 +381,8 @@ fn set(f: &mut Flags, name: &str, kind: Kind, value: String) -> Result<(), FlagE
         "password" => f.password = Some(Password::new(value)),
         "prefix" => f.prefix = Some(value),
         "scheme" => f.scheme = Some(value),
+        "srv-domain" => f.srv_domain = Some(value),
+        "srv-record" => f.srv_record = Some(value),
         "username" => f.username = Some(value),
         _ => unreachable!("flag -{name} has no slot"),
     }
@@ -605,7 +613,6 @@ mod tests {
             err(&["-table", "t"]),
             "-table is not supported by reconfd: only confd's dynamodb backend uses it"
         );
-        assert!(err(&["--srv-domain=example.com"]).contains("DNS SRV"));
         assert!(err(&["-auth-type", "token"]).contains("vault"));
         assert!(err(&["-separator=:"]).contains("redis"));
         assert!(err(&["-file", "x.yaml"]).contains("file backend"));

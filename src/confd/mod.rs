@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use crate::config::raw::RawConfig;
 use crate::config::Dialect;
-use crate::config::{Overrides, Settings};
+use crate::config::{Overrides, Settings, SrvSettings};
 use crate::exit;
 use flags::Flags;
 
@@ -331,8 +331,18 @@ pub fn assemble(
     if bool_of(flags.client_insecure, file.client_insecure) {
         warnings.push("-client-insecure (client_insecure) has no effect: confd never passed it to its etcd client, and reconfd always verifies etcd's certificate".into());
     }
-    if flags.scheme.is_some() {
-        warnings.push("-scheme has no effect: confd uses it only for nodes found through DNS SRV records, which reconfd does not look up".into());
+    let mut srv = srv_settings(flags, &file, backend, ca.is_some(), &mut errors);
+    if let (Some(srv), Some(addr)) = (srv.as_mut(), env("RECONFD_SRV_RESOLVER")) {
+        // reconfd's own: the DNS server to ask, as [etcd] srv_resolver (confd has none).
+        match addr.parse() {
+            Ok(a) => srv.resolver = Some(a),
+            Err(_) => errors.push(format!(
+                "RECONFD_SRV_RESOLVER {addr:?} must be IP:PORT, e.g. \"127.0.0.1:53\""
+            )),
+        }
+    }
+    if srv.is_none() && (flags.scheme.is_some() || file.scheme.is_some()) {
+        warnings.push("-scheme (scheme) has no effect without -srv-domain or -srv-record: confd uses it only for nodes found through DNS SRV records".into());
     }
     if !errors.is_empty() {
         return Err(Failure {
@@ -370,6 +380,11 @@ pub fn assemble(
             }
         })?;
     settings.etcd.password = password.filter(|_| username.is_some());
+    if let Some(srv) = srv {
+        // As confd: the SRV record's members replace -node; found at start (etcd::srv).
+        settings.etcd.endpoints.clear();
+        settings.etcd.srv = Some(srv);
+    }
     settings.dialect = Dialect::Confd;
     Ok(Invocation {
         settings,
@@ -382,6 +397,43 @@ pub fn assemble(
     })
 }
 
+/// confd's DNS SRV discovery: `-srv-record` as given, else `_BACKEND._tcp.DOMAIN` for
+/// `-srv-domain` (confd's name: `_etcd._tcp.DOMAIN` or `_etcdv3._tcp.DOMAIN`), the members
+/// reached with `-scheme` (default `http`; `https` needs the CA as any `https://` node does).
+fn srv_settings(
+    flags: &Flags,
+    file: &config::ConfdToml,
+    backend: Backend,
+    have_ca: bool,
+    errors: &mut Vec<String>,
+) -> Option<SrvSettings> {
+    let domain = first([flags.srv_domain.clone(), file.srv_domain.clone()]);
+    let record = first([flags.srv_record.clone(), file.srv_record.clone()]);
+    let record = match (record, domain) {
+        (Some(r), _) => r.trim_end_matches('.').to_owned(),
+        (None, Some(d)) => format!("_{}._tcp.{}", backend.name(), d.trim_end_matches('.')),
+        (None, None) => return None,
+    };
+    let scheme =
+        first([flags.scheme.clone(), file.scheme.clone()]).unwrap_or_else(|| "http".into());
+    let tls = match scheme.as_str() {
+        "http" => false,
+        "https" => true,
+        other => {
+            errors.push(format!("-scheme (scheme) {other:?} must be http or https"));
+            false
+        }
+    };
+    if tls && !have_ca {
+        errors.push("-scheme https needs -client-ca-keys (client_cakeys in confd.toml, or CONFD_CLIENT_CAKEYS): reconfd trusts only the CA named there, never the system's CA store".into());
+    }
+    Some(SrvSettings {
+        record,
+        tls,
+        resolver: None,
+    })
+}
+
 impl Invocation {
     /// One line for the log: what confd's flags amount to.
     pub fn describe(&self) -> String {
@@ -391,10 +443,13 @@ impl Invocation {
             Mode::Watch => "watch".to_owned(),
             Mode::Poll(d) => format!("interval {}s", d.as_secs()),
         };
+        let nodes = match &s.etcd.srv {
+            Some(srv) => format!("from DNS SRV {}", srv.record),
+            None => s.etcd.endpoints.join(", "),
+        };
         format!(
-            "confd mode: backend {}, nodes {}, confdir {}, prefix {:?}, {mode}{}{}",
+            "confd mode: backend {}, nodes {nodes}, confdir {}, prefix {:?}, {mode}{}{}",
             self.backend.name(),
-            s.etcd.endpoints.join(", "),
             s.confdir.display(),
             s.prefix,
             if self.noop { ", noop" } else { "" },

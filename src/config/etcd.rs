@@ -42,6 +42,41 @@ pub struct EtcdSettings {
     /// or a restore (`[etcd] reread_jitter`), so a fleet does not read the whole prefix at the
     /// same instant; zero reads at once.
     pub reread_jitter: Duration,
+    /// Discover the endpoints from DNS SRV instead (`[etcd] srv_domain`): `endpoints` is then
+    /// empty until [`crate::etcd::srv::discover`] fills it.
+    pub srv: Option<SrvSettings>,
+    /// After a failover, stay at least this long on another member, then go back to the first
+    /// endpoint (the preferred one, e.g. in the same rack) once it answers; `None` never goes
+    /// back.
+    pub prefer_first_after: Option<std::time::Duration>,
+}
+
+/// The default of [`EtcdSettings::prefer_first_after`].
+pub const PREFER_FIRST_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where the endpoints come from when DNS SRV discovery is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvSettings {
+    /// The SRV record asked for: `_etcd-client._tcp.DOMAIN`, `_etcd-client-ssl._tcp.DOMAIN`
+    /// with TLS, or `[etcd] srv_record` as given.
+    pub record: String,
+    /// Whether the endpoints are `https://` (a CA is configured).
+    pub tls: bool,
+    /// The DNS server to ask instead of the system's (`[etcd] srv_resolver`).
+    pub resolver: Option<std::net::SocketAddr>,
+}
+
+impl SrvSettings {
+    /// The record for `domain`: `_etcd-client-ssl._tcp.DOMAIN` with TLS, else
+    /// `_etcd-client._tcp.DOMAIN` (etcd's own discovery names).
+    pub fn record_for(domain: &str, tls: bool) -> String {
+        let service = if tls {
+            "_etcd-client-ssl"
+        } else {
+            "_etcd-client"
+        };
+        format!("{service}._tcp.{}", domain.trim_end_matches('.'))
+    }
 }
 
 /// The default `[etcd] max_message_size`: 64 MiB. Above the largest request etcd accepts even

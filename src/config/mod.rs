@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::diag::Diagnostic;
 pub use dialect::{Dialect, EngineKind};
 pub use etcd::{
-    EtcdSettings, Password, ReadMode, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REREAD_JITTER,
+    EtcdSettings, Password, ReadMode, SrvSettings, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REREAD_JITTER,
     MIN_MAX_MESSAGE_SIZE,
 };
 pub use observe::{Listen, ObserveSettings};
@@ -163,8 +163,12 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("<command line>"));
         let mut errors = Vec::new();
 
+        let srv_wanted = srv_wanted(&raw, o, &file, &mut errors);
         let endpoints = if !o.endpoints.is_empty() {
             o.endpoints.clone()
+        } else if srv_wanted {
+            // Filled by DNS discovery at start (etcd::srv).
+            Vec::new()
         } else {
             raw.etcd
                 .endpoints
@@ -172,7 +176,7 @@ impl Settings {
                 .unwrap_or_else(|| vec![DEFAULT_ENDPOINT.to_owned()])
         };
         let endpoints: Vec<String> = endpoints.iter().map(|e| normalize_endpoint(e)).collect();
-        if endpoints.is_empty() {
+        if endpoints.is_empty() && !srv_wanted {
             errors.push(Diagnostic::file(&file, "etcd.endpoints is empty"));
         }
         let schemes: std::collections::BTreeSet<&str> = endpoints
@@ -249,6 +253,7 @@ impl Settings {
             }
         }
 
+        let srv = srv_settings(&raw, srv_wanted, ca_file.is_some(), &file, &mut errors);
         let server_name = raw.etcd.tls.server_name.clone().filter(|n| !n.is_empty());
         // With mixed or invalid schemes only that error is reported (above).
         let only = |scheme: &str| schemes.len() == 1 && schemes.contains(scheme);
@@ -326,6 +331,12 @@ impl Settings {
                     .etcd
                     .reread_jitter
                     .map_or(DEFAULT_REREAD_JITTER, |d| d.0),
+                srv,
+                prefer_first_after: match raw.etcd.prefer_first_after {
+                    None => Some(etcd::PREFER_FIRST_AFTER),
+                    Some(d) if d.0.is_zero() => None,
+                    Some(d) => Some(d.0),
+                },
             },
             batch,
             log_level,
@@ -341,6 +352,59 @@ impl Settings {
             .iter()
             .any(|e| e.starts_with("https://"))
     }
+}
+
+/// Whether `[etcd] srv_domain` (or `srv_record`) asks for DNS discovery; an error when
+/// endpoints are configured too, since the two cannot both say where etcd is.
+fn srv_wanted(raw: &RawConfig, o: &Overrides, file: &Path, errors: &mut Vec<Diagnostic>) -> bool {
+    let e = &raw.etcd;
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|d| !d.trim().is_empty());
+    let wanted = set(&e.srv_domain) || set(&e.srv_record);
+    if wanted && o.endpoints.is_empty() && e.endpoints.is_some() {
+        errors.push(Diagnostic::file(
+            file,
+            "etcd.endpoints and etcd.srv_domain are both set: give the members or the DNS domain that lists them, not both",
+        ));
+    }
+    // --endpoint on the command line wins over discovery.
+    wanted && o.endpoints.is_empty()
+}
+
+/// The discovery settings when `wanted`: the record (TLS picks `_etcd-client-ssl`) and the
+/// resolver address, refused with the file when it is not `IP:PORT`.
+fn srv_settings(
+    raw: &RawConfig,
+    wanted: bool,
+    tls: bool,
+    file: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<SrvSettings> {
+    if !wanted {
+        return None;
+    }
+    let e = &raw.etcd;
+    let record = match e.srv_record.as_deref().filter(|r| !r.trim().is_empty()) {
+        Some(r) => r.trim_end_matches('.').to_owned(),
+        None => SrvSettings::record_for(e.srv_domain.as_deref().unwrap_or_default(), tls),
+    };
+    let resolver = match e.srv_resolver.as_deref() {
+        None | Some("") => None,
+        Some(addr) => match addr.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                errors.push(Diagnostic::file(
+                    file,
+                    format!("etcd.srv_resolver {addr:?} must be IP:PORT, e.g. \"127.0.0.1:53\""),
+                ));
+                None
+            }
+        },
+    };
+    Some(SrvSettings {
+        record,
+        tls,
+        resolver,
+    })
 }
 
 /// Parses the text of a config file.

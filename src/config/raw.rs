@@ -54,6 +54,15 @@ pub struct RawEtcd {
     pub max_message_size: Option<u64>,
     /// Longest random delay before a full re-read after an outage ("0" disables).
     pub reread_jitter: Option<Dur>,
+    /// Discover the endpoints from DNS SRV records under this domain.
+    pub srv_domain: Option<String>,
+    /// The full SRV record name to ask for instead of `_etcd-client[-ssl]._tcp.DOMAIN`.
+    pub srv_record: Option<String>,
+    /// `IP:PORT` of the DNS server to ask instead of the system's resolver.
+    pub srv_resolver: Option<String>,
+    /// After a failover, how long to stay on another member before going back to the first
+    /// one once it answers; `"0"` never goes back.
+    pub prefer_first_after: Option<super::value::Dur>,
     /// TLS files.
     #[serde(default)]
     pub tls: RawTls,

@@ -348,6 +348,8 @@ mod tests {
             read: Default::default(),
             max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
             reread_jitter: std::time::Duration::ZERO,
+            srv: None,
+            prefer_first_after: None,
         }
     }
 

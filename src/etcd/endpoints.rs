@@ -102,6 +102,26 @@ impl Failover {
     }
 }
 
+impl Failover {
+    /// Replaces the endpoints (DNS SRV answered anew), from the first; the count of failures
+    /// and the backoff go on.
+    pub fn replace(&mut self, endpoints: &[String]) {
+        if endpoints.is_empty() {
+            return;
+        }
+        self.endpoints = endpoints.to_vec();
+        self.index = 0;
+    }
+
+    /// Moves to the first endpoint as after a session that got through: the next failure
+    /// moves on at once, and a round of failures backs off from the shortest wait.
+    pub fn prefer_first(&mut self) {
+        self.index = 0;
+        self.failed_in_row = 0;
+        self.backoff = BACKOFF_MIN;
+    }
+}
+
 /// `base` plus a random share of up to half of it.
 pub fn jittered(base: Duration) -> Duration {
     let spread = base.as_millis() as u64 / 2 + 1;

@@ -34,6 +34,10 @@
 //!   "created" response's header: etcd 3.4 may send those ahead of events still queued for a
 //!   watcher catching up, and a session ending right then would resume after events it never
 //!   delivered.
+//! - After a failover, the first endpoint (the preferred member) is probed once per minimum
+//!   stay beside the watch; when it answers, the watch moves back to it, resuming from the last
+//!   applied revision + 1 ([`super::preference`]). With endpoints from DNS SRV, a round in
+//!   which every member failed asks DNS again, and the new answer is tried first.
 //! - [`Reach`] says whether etcd can be followed, and through which member; it changes once per
 //!   state change, as do the "unreachable" / "reachable again" log lines. etcd is reachable
 //!   again only once a request was answered (a read, a watch response), never on a mere
@@ -68,6 +72,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use super::endpoints::{Failover, Next};
+use super::preference::{Preference, Step};
 use super::{key_ranges, EtcdError, Read};
 use crate::keys;
 use crate::store::{merge_prefixes, Snapshot};
@@ -171,6 +176,11 @@ pub struct FollowerConfig {
     /// The longest random delay before a full read other than the first (`[etcd]
     /// reread_jitter`).
     pub reread_jitter: Duration,
+    /// After a failover, the minimum stay before going back to the first endpoint
+    /// ([`super::preference`]); `None` never goes back.
+    pub prefer_first_after: Option<Duration>,
+    /// The endpoints come from DNS SRV: ask again after every round in which all failed.
+    pub rediscover: bool,
 }
 
 /// One key's change, as a watch event carries it.
@@ -254,6 +264,13 @@ pub enum Input {
     TimerFired,
     /// [`Action::RefreshToken`] succeeded.
     TokenRefreshed,
+    /// [`Action::Rediscover`] found these endpoints (never empty), in the order to try them.
+    Discovered(Vec<String>),
+    /// The probe [`Action::Probe`] asked for ended: whether the member answered.
+    Probed {
+        /// It answered: connected (logged in with a user) and reported a leader.
+        healthy: bool,
+    },
     /// A call of the session failed (connect, read, watch, progress request, token refresh),
     /// or the stream broke: the message says what, naming the endpoint.
     Failed(String),
@@ -306,6 +323,17 @@ pub enum Action {
     /// Drop the connection and stream; arm the timer for this long plus jitter
     /// ([`super::endpoints::jittered`]).
     Backoff(Duration),
+    /// Ask DNS SRV for the endpoints again (while backing off). Answer: [`Input::Discovered`],
+    /// or nothing when the lookup failed (the known endpoints stay).
+    Rediscover,
+    /// After `after`, beside the session, connect to `endpoint` and ask for its status,
+    /// replacing any probe not yet done. Answer, later: [`Input::Probed`].
+    Probe {
+        /// The preferred endpoint.
+        endpoint: String,
+        /// How long to wait first.
+        after: Duration,
+    },
 }
 
 /// Where the follower is in its session.
@@ -392,6 +420,12 @@ pub struct Follower {
     /// With a split watch, the last revision applied by each range's watcher, so each resumes
     /// from its own (a response of one watcher says nothing about the others); else one entry.
     range_revs: Vec<i64>,
+    /// Going back to the preferred member after a failover; `None` when off.
+    preference: Option<Preference>,
+    /// See [`FollowerConfig::prefer_first_after`], kept for new endpoints.
+    prefer_first_after: Option<Duration>,
+    /// See [`FollowerConfig::rediscover`].
+    rediscover: bool,
     /// A full read is owed before watching (start, compaction, recheck, refused watcher).
     needs_read: bool,
     /// The covering range was refused: watch each key on its own.
@@ -446,6 +480,9 @@ impl Follower {
             user: config.user,
             progress_every: config.progress_every,
             denied_recheck: config.denied_recheck,
+            preference: Preference::new(&config.endpoints, config.prefer_first_after),
+            prefer_first_after: config.prefer_first_after,
+            rediscover: config.rediscover,
             failover: Failover::new(&config.endpoints),
             rev: snapshot.revision,
             snapshot,
@@ -493,6 +530,11 @@ impl Follower {
             Input::ReadDone(read) => self.read_done(read),
             Input::WatchOpened => {
                 self.watch_opened();
+                self.prefer(None)
+            }
+            Input::Probed { healthy } => self.prefer(Some(healthy)),
+            Input::Discovered(endpoints) => {
+                self.discovered(endpoints);
                 Vec::new()
             }
             Input::Header(header) => self.watch_header(header),
@@ -506,6 +548,35 @@ impl Follower {
             Input::ProgressDue => self.progress_due(),
             Input::TimerFired => self.timer_fired(),
             Input::Failed(message) => self.end_session(message),
+        }
+    }
+
+    /// A watch opened (`probed` is `None`) or a probe of the preferred member ended: probe it
+    /// later, move back to it, or nothing ([`super::preference`]).
+    fn prefer(&mut self, probed: Option<bool>) -> Vec<Action> {
+        let Some(preference) = self.preference.as_mut() else {
+            return Vec::new();
+        };
+        let current = self.failover.current();
+        let step = match probed {
+            None => preference.following(current),
+            Some(healthy) => {
+                let watching = matches!(self.phase, Phase::Watching(_)).then_some(current);
+                preference.probed(healthy, watching)
+            }
+        };
+        match step {
+            Step::Stay => Vec::new(),
+            Step::Probe { endpoint, after } => vec![Action::Probe { endpoint, after }],
+            Step::Return(preferred) => {
+                info!(
+                    reconfd.endpoint = %preferred,
+                    revision = self.rev,
+                    "the preferred etcd member answers again; returning to it"
+                );
+                self.failover.prefer_first();
+                self.connect()
+            }
         }
     }
 
@@ -1041,7 +1112,21 @@ impl Follower {
         }
         self.phase = Phase::BackingOff;
         actions.push(Action::Backoff(wait));
+        if self.rediscover {
+            actions.push(Action::Rediscover);
+        }
         actions
+    }
+
+    /// New endpoints from DNS SRV: tried from the first after the backoff; the backoff goes on
+    /// growing (they are asked for only after a failed round).
+    fn discovered(&mut self, endpoints: Vec<String>) {
+        if endpoints.is_empty() || endpoints == self.failover.all() {
+            return;
+        }
+        info!(endpoints = %endpoints.join(","), "the etcd endpoints changed in DNS SRV");
+        self.failover.replace(&endpoints);
+        self.preference = Preference::new(&endpoints, self.prefer_first_after);
     }
 }
 
@@ -1137,3 +1222,9 @@ pub fn after_read(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod preference_tests;
+
+#[cfg(test)]
+mod discovery_tests;

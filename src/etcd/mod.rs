@@ -17,12 +17,16 @@ use etcd_client::{
 };
 
 use crate::config::EtcdSettings;
+use crate::exit;
 use crate::store::{merge_prefixes, Snapshot};
 
 pub mod credentials;
 pub mod endpoints;
 pub mod follower;
 pub mod material;
+pub mod preference;
+pub mod reason;
+pub mod srv;
 pub mod tls;
 pub mod watch;
 
@@ -51,6 +55,9 @@ pub enum EtcdError {
     /// A TLS file is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// DNS SRV discovery found no endpoint.
+    #[error(transparent)]
+    Srv(#[from] srv::SrvError),
     /// etcd refused the login (wrong password, unknown user, auth not enabled).
     #[error("etcd at {endpoints} refused the login of user {user:?}: {reason}")]
     Auth {
@@ -63,23 +70,27 @@ pub enum EtcdError {
         /// The client's error.
         source: etcd_client::Error,
     },
-    /// Connecting failed.
-    #[error("cannot connect to etcd at {endpoints}: {source}{hint}")]
+    /// Connecting failed: refused, timed out, TLS handshake failed.
+    #[error("cannot connect to {endpoints}: {reason}{hint}")]
     Connect {
         /// The endpoints tried, comma-separated.
         endpoints: String,
+        /// Why, in words ([`reason::describe`]).
+        reason: String,
         /// The client's error.
         source: etcd_client::Error,
         /// What probably causes it, when the error says (empty or `"; …"`).
         hint: String,
     },
-    /// A read failed.
-    #[error("reading {what} from etcd at {endpoints} failed: {source}{hint}")]
+    /// A read failed with an answer from etcd (a failed connection is [`EtcdError::Connect`]).
+    #[error("reading {what} from etcd at {endpoints} failed: {reason}{hint}")]
     Read {
         /// What was being read.
         what: String,
         /// The endpoints, comma-separated.
         endpoints: String,
+        /// Why, in words ([`reason::describe`]).
+        reason: String,
         /// The client's error.
         source: etcd_client::Error,
         /// What probably causes it, when the error says (empty or `"; …"`).
@@ -102,6 +113,50 @@ impl EtcdError {
     /// process should exit with the configuration error code rather than retry.
     pub fn is_config(&self) -> bool {
         matches!(self, EtcdError::Credential(_) | EtcdError::Tls(_))
+    }
+
+    /// What kind of failure this is, for the exit code ([`exit::Failure`]).
+    pub fn failure(&self) -> exit::Failure {
+        match self {
+            EtcdError::Credential(_) | EtcdError::Tls(_) => exit::Failure::Config,
+            EtcdError::Auth { .. } | EtcdError::Denied { .. } => exit::Failure::NoPermission,
+            EtcdError::Read { source, .. } if is_denied(source) => exit::Failure::NoPermission,
+            EtcdError::Connect { .. } | EtcdError::Read { .. } | EtcdError::Srv(_) => {
+                exit::Failure::Unavailable
+            }
+        }
+    }
+
+    /// A connect or read error for `source` at `endpoints`: [`EtcdError::Connect`] when no
+    /// connection could be made, else [`EtcdError::Read`] of `what` (`None`: the login).
+    fn client(
+        source: etcd_client::Error,
+        what: Option<String>,
+        settings: &EtcdSettings,
+    ) -> EtcdError {
+        let endpoints = settings.endpoints.join(",");
+        let hint = hint(&source, settings);
+        match (reason::connection_failure(&source), what) {
+            (Some(reason), _) => EtcdError::Connect {
+                reason,
+                endpoints,
+                source,
+                hint,
+            },
+            (None, None) => EtcdError::Connect {
+                reason: reason::describe(&source),
+                endpoints,
+                source,
+                hint,
+            },
+            (None, Some(what)) => EtcdError::Read {
+                reason: reason::describe(&source),
+                what,
+                endpoints,
+                source,
+                hint,
+            },
+        }
     }
 }
 
@@ -182,11 +237,7 @@ pub async fn connect(settings: &EtcdSettings) -> Result<Client, EtcdError> {
                         source,
                     }
                 }
-                _ => EtcdError::Connect {
-                    hint: hint(&source, settings),
-                    endpoints,
-                    source,
-                },
+                _ => EtcdError::client(source, None, settings),
             }
         })
 }
@@ -269,6 +320,7 @@ pub struct Read {
 /// first that answers, as [`read_allowed`]; after a round of failures, the last error. A local
 /// configuration problem (a TLS or password file) stops at once.
 pub async fn read_any(settings: &EtcdSettings, watched: &[String]) -> Result<Read, EtcdError> {
+    let settings = &srv::discover(settings).await?;
     let mut order = endpoints::Failover::new(&settings.endpoints);
     loop {
         let endpoint = order.current().to_owned();
@@ -320,12 +372,8 @@ pub async fn read_allowed(
     let endpoints = &settings.endpoints;
 
     let mut kv = kv_client(client, settings);
-    let fail = |what: String, source: etcd_client::Error| EtcdError::Read {
-        what,
-        endpoints: endpoints.join(","),
-        hint: hint(&source, settings),
-        source,
-    };
+    let fail =
+        |what: String, source: etcd_client::Error| EtcdError::client(source, Some(what), settings);
     let mut snapshot = Snapshot::default();
     let mode = settings.read;
     let mut cluster_id = 0;
@@ -390,12 +438,7 @@ pub async fn confirm(
     let resp = kv
         .get(key, Some(GetOptions::new().with_count_only()))
         .await
-        .map_err(|source| EtcdError::Read {
-            what: key.to_owned(),
-            endpoints: settings.endpoints.join(","),
-            hint: hint(&source, settings),
-            source,
-        })?;
+        .map_err(|source| EtcdError::client(source, Some(key.to_owned()), settings))?;
     Ok(header_of(resp.header()))
 }
 

@@ -135,6 +135,7 @@ pub fn file_problems(settings: &EtcdSettings) -> Vec<TlsError> {
 
 fn uses_tls(settings: &EtcdSettings) -> bool {
     settings.endpoints.iter().any(|e| e.starts_with("https://"))
+        || settings.srv.as_ref().is_some_and(|s| s.tls)
 }
 
 fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
@@ -271,6 +272,8 @@ mod tests {
             read: Default::default(),
             max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
             reread_jitter: std::time::Duration::ZERO,
+            srv: None,
+            prefer_first_after: None,
         }
     }
 

@@ -63,6 +63,8 @@ pub async fn follow(
         progress_every: progress_interval(),
         denied_recheck: DENIED_RECHECK,
         reread_jitter: settings.reread_jitter,
+        prefer_first_after: settings.prefer_first_after,
+        rediscover: settings.srv.is_some(),
     };
     let mut follower = Follower::new(config, tx.borrow().clone());
     let mut io = Io::new(settings, tx, health);
@@ -103,6 +105,10 @@ struct Io {
     pending: Option<Input>,
     /// When the open stream last brought anything (or was opened).
     heard: Option<Instant>,
+    /// The probe of the preferred member under way ([`Action::Probe`]), and its answers.
+    probe: Option<tokio::task::JoinHandle<()>>,
+    probed_tx: tokio::sync::mpsc::UnboundedSender<bool>,
+    probed_rx: tokio::sync::mpsc::UnboundedReceiver<bool>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     health: watch::Sender<Health>,
 }
@@ -113,7 +119,11 @@ impl Io {
         snapshots: watch::Sender<Arc<Snapshot>>,
         health: watch::Sender<Health>,
     ) -> Self {
+        let (probed_tx, probed_rx) = tokio::sync::mpsc::unbounded_channel();
         Io {
+            probe: None,
+            probed_tx,
+            probed_rx,
             settings,
             client: None,
             requests: None,
@@ -186,7 +196,46 @@ impl Io {
                 self.timer = Some(Instant::now() + jittered(base));
                 None
             }
+            Action::Rediscover => match super::srv::discover(&self.settings).await {
+                Ok(found) => Some(Input::Discovered(found.endpoints)),
+                Err(e) => {
+                    tracing::warn!("{e}; keeping the known endpoints");
+                    None
+                }
+            },
+            Action::Probe { endpoint, after } => {
+                self.start_probe(endpoint, after);
+                None
+            }
         }
+    }
+
+    /// After `after`, beside the session, asks `endpoint` for its status: healthy when it
+    /// answers and knows a leader. Replaces a probe not yet done.
+    fn start_probe(&mut self, endpoint: String, after: Duration) {
+        if let Some(old) = self.probe.take() {
+            old.abort();
+        }
+        let mut one = self.settings.clone();
+        one.endpoints = vec![endpoint.clone()];
+        let tx = self.probed_tx.clone();
+        self.probe = Some(tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let healthy = match connect(&one).await {
+                Ok(mut client) => match client.status().await {
+                    Ok(status) => status.leader() != 0,
+                    Err(e) => {
+                        tracing::debug!(reconfd.endpoint = %endpoint, "probe: {}", super::reason::describe(&e));
+                        false
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(reconfd.endpoint = %endpoint, "probe: {e}");
+                    false
+                }
+            };
+            let _ = tx.send(healthy);
+        }));
     }
 
     fn drop_stream(&mut self) {
@@ -282,7 +331,11 @@ impl Io {
                 self.settings.max_message_size
             ));
         }
-        Input::Failed(format!("watch on {} failed: {source}", self.endpoint()))
+        Input::Failed(format!(
+            "watch on {} failed: {}",
+            self.endpoint(),
+            super::reason::describe(&source)
+        ))
     }
 
     /// etcd answered just now.
@@ -303,9 +356,12 @@ impl Io {
             Timer,
             Progress,
             Message(Result<Option<etcd_client::WatchResponse>, etcd_client::Error>),
+            Probed(bool),
         }
         let (timer, progress, stream) = (self.timer, &mut self.progress, &mut self.stream);
+        let probed = &mut self.probed_rx;
         let woke = tokio::select! {
+            Some(healthy) = probed.recv() => Woke::Probed(healthy),
             _ = async {
                 match timer {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -355,6 +411,18 @@ impl Io {
                     _ => self.watch_failed(e),
                 }
             }
+            Woke::Probed(healthy) => {
+                self.probe = None;
+                Input::Probed { healthy }
+            }
+        }
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        if let Some(probe) = self.probe.take() {
+            probe.abort();
         }
     }
 }

@@ -2,6 +2,7 @@
 //! reconfd binary. Every wait is bounded; every process is stopped on drop.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod prometheus;
 
 use std::collections::BTreeSet;

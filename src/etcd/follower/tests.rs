@@ -20,6 +20,8 @@ fn follower(endpoints: &[&str], watched: &[&str]) -> Follower {
             progress_every: PROGRESS,
             denied_recheck: RECHECK,
             reread_jitter: Duration::ZERO,
+            prefer_first_after: None,
+            rediscover: false,
         },
         Arc::new(Snapshot::default()),
     )
