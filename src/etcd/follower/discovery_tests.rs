@@ -17,6 +17,7 @@ fn follower(rediscover: bool) -> Follower {
             denied_recheck: Duration::from_secs(60),
             prefer_first_after: None,
             rediscover,
+            reread_jitter: Duration::ZERO,
         },
         Arc::new(Snapshot::default()),
     )

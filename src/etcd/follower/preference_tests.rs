@@ -21,6 +21,7 @@ fn follower() -> Follower {
             denied_recheck: Duration::from_secs(60),
             prefer_first_after: Some(STAY),
             rediscover: false,
+            reread_jitter: Duration::ZERO,
         },
         Arc::new(Snapshot::default()),
     )
@@ -34,6 +35,8 @@ fn read(revision: i64) -> Read {
         },
         denied: Vec::new(),
         endpoint: String::new(),
+        cluster_id: 1,
+        linearizable: true,
     }
 }
 
