@@ -41,7 +41,9 @@ fn main() -> ExitCode {
             dry_run: *dry_run,
             force: *force,
         }),
-        Command::Once { .. } => cmd::runtime().block_on(cmd::once::run(&overrides, global.noop)),
+        Command::Once { force, .. } => {
+            cmd::runtime().block_on(cmd::once::run(&overrides, global.noop, *force))
+        }
         Command::Run { interval, .. } => cmd::run::run(overrides, *interval, global.noop),
         // Only reached with reconfd options before `confd` (`reconfd confd ...` went to
         // confd's parser above): they cannot apply to confd's command line.

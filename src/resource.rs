@@ -51,6 +51,10 @@ struct RawTemplate {
     leading: Option<bool>,
     check_timeout: Option<Dur>,
     reload_timeout: Option<Dur>,
+    min_keys: Option<usize>,
+    max_shrink: Option<crate::guard::MaxShrink>,
+    rollback: Option<bool>,
+    lossy_utf8: Option<bool>,
 }
 
 /// One validated template resource.
@@ -84,8 +88,12 @@ pub struct Resource {
     pub check_timeout: Duration,
     /// How long `reload_cmd` may run.
     pub reload_timeout: Duration,
-    /// Batching for `run`.
+    /// Batching for `run`, and the guard against destructive renders.
     pub batch: BatchSettings,
+    /// Put the previous file back when `reload_cmd` fails after an install.
+    pub rollback: bool,
+    /// Render values that are not valid UTF-8 with U+FFFD instead of failing.
+    pub lossy_utf8: bool,
 }
 
 impl Resource {
@@ -341,6 +349,8 @@ fn load_file(
         max_wait: t.max_wait,
         reload_limit: t.reload_limit,
         leading: t.leading,
+        min_keys: t.min_keys,
+        max_shrink: t.max_shrink,
     });
 
     let prefix = t.prefix.as_ref().map(|p| {
@@ -370,6 +380,8 @@ fn load_file(
         check_timeout: t.check_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
         reload_timeout: t.reload_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
         batch,
+        rollback: t.rollback.unwrap_or(true),
+        lossy_utf8: t.lossy_utf8.unwrap_or(false),
     })
 }
 

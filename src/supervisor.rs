@@ -3,7 +3,8 @@
 //! the generation when asked to reload.
 //!
 //! Waits on: the actors' [`Report`]s, the etcd task's [`Health`], the watchdog tick, the
-//! injected `reload` requests and `shutdown` future. Sends: READY=, STATUS=, WATCHDOG=,
+//! injected `reload` requests and `shutdown` future, and [`Command`]s (the control socket's
+//! requests: an approval goes to the named resource's actor, which answers it). Sends: READY=, STATUS=, WATCHDOG=,
 //! RELOADING=, STOPPING= through a [`Notifier`].
 //!
 //! It installs no signal handlers (`cmd::run` turns SIGHUP into `reload` and SIGTERM/SIGINT
@@ -34,7 +35,8 @@ use crate::config::{EtcdSettings, Settings};
 use crate::diag::Diagnostic;
 use crate::etcd::{self, watch::Health};
 use crate::reconciler::{
-    self, render_permits, Actor, Handover, InstallMode, Prepared, Report, Status, Wiring,
+    self, render_permits, Actor, ActorCommand, Approval, Handover, InstallMode, Prepared, Report,
+    Status, Wiring,
 };
 use crate::store::Snapshot;
 use crate::{exit, notify};
@@ -139,13 +141,27 @@ impl Notifier for Systemd {
     }
 }
 
-/// How the daemon installs and whom it tells.
-#[derive(Clone)]
+/// A request to the running supervisor (from the control socket).
+#[derive(Debug)]
+pub enum Command {
+    /// Accept a held render of this resource (installed once; the guard then compares with
+    /// the new install).
+    Approve {
+        /// The resource's name (its file's stem).
+        resource: String,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<Approval>,
+    },
+}
+
+/// How the daemon installs, whom it tells and who may ask it things.
 pub struct Options {
     /// Noop or sync-only, for every generation.
     pub mode: InstallMode,
     /// Where READY=, STATUS= and the rest go.
     pub notifier: Arc<dyn Notifier>,
+    /// Requests from the control socket; `None` when nothing sends any.
+    pub commands: Option<mpsc::Receiver<Command>>,
 }
 
 impl Options {
@@ -154,6 +170,7 @@ impl Options {
         Options {
             mode,
             notifier: Arc::new(Systemd),
+            commands: None,
         }
     }
 }
@@ -245,6 +262,8 @@ struct Generation {
     health: watch::Receiver<Health>,
     /// How many actors must report before READY=1.
     actors: usize,
+    /// Each actor's command channel, by resource name.
+    commands: BTreeMap<String, mpsc::UnboundedSender<ActorCommand>>,
 }
 
 impl<L, S> Supervisor<L, S>
@@ -296,9 +315,12 @@ where
             handover: self.handover.clone(),
             mode: self.options.mode,
         };
+        let mut commands = BTreeMap::new();
         for p in self.resources.values() {
             let span = info_span!("resource", reconfd.resource = %p.resource.name);
-            let actor = Actor::new(p.clone(), wiring.clone());
+            let (tx, rx) = mpsc::unbounded_channel();
+            commands.insert(p.resource.name.clone(), tx);
+            let actor = Actor::new(p.clone(), wiring.clone()).with_commands(rx);
             tracker.spawn(actor.run().instrument(span));
         }
         tracker.close();
@@ -308,6 +330,7 @@ where
             reports,
             health,
             actors: self.resources.len(),
+            commands,
         }
     }
 
@@ -324,6 +347,7 @@ where
         }
         let mut health_open = true;
         let mut reload_open = true;
+        let mut commands = self.options.commands.take();
         loop {
             tokio::select! {
                 Some(report) = generation.reports.recv() => {
@@ -341,9 +365,16 @@ where
                     continue;
                 }
                 request = reload.recv(), if reload_open => match request {
-                    Some(()) => return,
+                    Some(()) => {
+                        self.options.commands = commands;
+                        return;
+                    }
                     None => reload_open = false,
                 },
+                Some(command) = next_command(&mut commands) => {
+                    generation.command(command);
+                    continue;
+                }
                 // Nothing left to wait for but the shutdown, which the caller waits on.
                 else => std::future::pending().await,
             }
@@ -399,7 +430,44 @@ where
     }
 }
 
+/// The next request; never, without a channel or once it is closed.
+async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+    match commands {
+        Some(rx) => match rx.recv().await {
+            Some(c) => Some(c),
+            None => {
+                *commands = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 impl Generation {
+    /// Passes a request to the actor it names; the actor answers. An unknown name is
+    /// answered here; so is an actor that is gone (its generation is stopping): it holds
+    /// nothing any more.
+    fn command(&self, command: Command) {
+        match command {
+            Command::Approve { resource, reply } => {
+                let Some(actor) = self.commands.get(&resource) else {
+                    let _ = reply.send(Approval::Unknown);
+                    return;
+                };
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if actor.send(ActorCommand::Approve(tx)).is_err() {
+                    let _ = reply.send(Approval::NotHeld);
+                    return;
+                }
+                // The actor answers between reconciles; the supervisor does not wait for it.
+                tokio::spawn(async move {
+                    let _ = reply.send(rx.await.unwrap_or(Approval::NotHeld));
+                });
+            }
+        }
+    }
+
     /// Cancels every task and waits for them; an install in progress finishes first. The
     /// watchdog keeps being fed meanwhile (`pings`: every so often, to whom), since systemd
     /// keeps it armed during a reload.
@@ -506,6 +574,16 @@ fn status_line(statuses: &BTreeMap<String, Status>, health: &Health) -> String {
         .count();
     if deferred > 0 {
         line.push_str(&format!("; {deferred} waiting for the reload limit"));
+    }
+    let held: Vec<String> = statuses
+        .iter()
+        .filter_map(|(n, s)| match s {
+            Status::Held { keys, last } => Some(format!("{n}: {keys} of {last} keys")),
+            _ => None,
+        })
+        .collect();
+    if !held.is_empty() {
+        line.push_str(&format!("; {} held ({})", held.len(), held.join(", ")));
     }
     if let Some(e) = health.error() {
         line = format!("degraded: etcd unreachable ({e}); {line}");

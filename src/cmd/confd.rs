@@ -61,7 +61,11 @@ pub fn run(prog: &str, args: &[OsString]) -> u8 {
     let install = InstallMode { noop, sync_only };
     let source = match invocation.mode {
         Mode::Once => {
-            return super::runtime().block_on(super::once::pass(&invocation.settings, install))
+            return super::runtime().block_on(super::once::pass(
+                &invocation.settings,
+                install,
+                false,
+            ))
         }
         Mode::Watch => Source::Watch,
         Mode::Poll(every) => Source::Poll(every),

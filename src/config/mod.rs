@@ -88,6 +88,8 @@ pub struct BatchSettings {
     pub reload_limit: Option<RateLimit>,
     /// Reconcile the first change after a quiet period at once, then debounce the rest.
     pub leading: bool,
+    /// When a render that lost keys is held instead of installed (`min_keys`, `max_shrink`).
+    pub guard: crate::guard::Guard,
 }
 
 impl Default for BatchSettings {
@@ -97,6 +99,7 @@ impl Default for BatchSettings {
             max_wait: Duration::from_secs(5),
             reload_limit: Some("10/min".parse().expect("valid literal")),
             leading: false,
+            guard: crate::guard::Guard::default(),
         }
     }
 }
@@ -109,6 +112,10 @@ impl BatchSettings {
             max_wait: raw.max_wait.map_or(self.max_wait, |d| d.0),
             reload_limit: raw.reload_limit.map_or(self.reload_limit, |l| l.limit()),
             leading: raw.leading.unwrap_or(self.leading),
+            guard: crate::guard::Guard {
+                min_keys: raw.min_keys.unwrap_or(self.guard.min_keys),
+                max_shrink: raw.max_shrink.unwrap_or(self.guard.max_shrink),
+            },
         }
     }
 }

@@ -21,11 +21,12 @@ use tokio::sync::Semaphore;
 use tracing::{debug, error, info, info_span, Instrument};
 
 use crate::batch::Done;
+use crate::guard::Hold;
 use crate::install::{self, Change, InstallError, Staging};
 use crate::store::KvView;
 use crate::template::TemplateError;
 
-pub use actor::{Actor, Handover, Report, Wiring};
+pub use actor::{Actor, ActorCommand, Handover, Report, Wiring};
 pub use prepared::{load, Loaded, Prepared};
 
 /// How installs are carried out, for a whole `once` pass or daemon.
@@ -59,6 +60,9 @@ pub enum Reconciled {
         /// When a reload is permitted again.
         until: std::time::Instant,
     },
+    /// The guard holds the render: nothing was rendered or written, the live file stays.
+    /// Re-evaluated on the next change; an approval lets it through once.
+    Held(Hold),
     /// The new file is in place (and the reload, if any, succeeded).
     Installed {
         /// Why it was installed.
@@ -100,6 +104,26 @@ pub enum Status {
     Deferred,
     /// The last attempt failed (short reason); it is being retried.
     Failing(&'static str),
+    /// The guard holds a render that lost keys; the live file stays until the keys come back
+    /// or an operator approves.
+    Held {
+        /// Keys in the watched keys now.
+        keys: usize,
+        /// Keys at the last install (0 when there was none since the daemon started).
+        last: usize,
+    },
+}
+
+/// What an approval of a held render came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// The held render is being installed.
+    Accepted,
+    /// The resource exists but holds nothing.
+    NotHeld,
+    /// No resource of that name.
+    Unknown,
 }
 
 impl Status {
@@ -107,6 +131,10 @@ impl Status {
     pub fn of(result: &Result<Reconciled, ReconcileError>, revision: i64) -> Self {
         match result {
             Ok(Reconciled::Deferred { .. }) => Status::Deferred,
+            Ok(Reconciled::Held(hold)) => Status::Held {
+                keys: hold.keys(),
+                last: hold.last().unwrap_or(0),
+            },
             Ok(_) => Status::InSync(revision),
             Err(e) => Status::Failing(e.step()),
         }
@@ -118,7 +146,10 @@ pub fn done_of(result: &Result<Reconciled, ReconcileError>) -> Done {
     match result {
         Ok(Reconciled::Deferred { until }) => Done::Deferred(*until),
         Ok(Reconciled::Installed { .. } | Reconciled::Reloaded) => Done::Installed,
-        Ok(Reconciled::Unchanged | Reconciled::WouldInstall { .. }) => Done::Unchanged,
+        // A held render waits for a change or an approval, not for a retry timer.
+        Ok(Reconciled::Unchanged | Reconciled::WouldInstall { .. } | Reconciled::Held(_)) => {
+            Done::Unchanged
+        }
         Err(_) => Done::Failed,
     }
 }
@@ -241,6 +272,7 @@ fn outcome_text(o: &Reconciled) -> &'static str {
         Reconciled::Unchanged => "in sync",
         Reconciled::WouldInstall { .. } => "would change (noop)",
         Reconciled::Deferred { .. } => "deferred by the reload limit",
+        Reconciled::Held(_) => "held by the guard",
         Reconciled::Reloaded => "reloaded (owed from an earlier failure)",
         Reconciled::Installed { reloaded: true, .. } => "installed and reloaded",
         Reconciled::Installed {

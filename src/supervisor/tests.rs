@@ -174,6 +174,7 @@ fn start(c: &Confdir, dests: &[&Path]) -> Daemon {
     let options = Options {
         mode: InstallMode::default(),
         notifier,
+        commands: None,
     };
     let task = tokio::spawn(run(
         c.loader(),
