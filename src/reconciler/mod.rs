@@ -90,6 +90,7 @@ impl ReconcileError {
             Self::Render(_) => "render failed",
             Self::Install(InstallError::Check { .. }) => "check failed",
             Self::Install(InstallError::Reload { .. }) => "reload failed",
+            Self::Install(InstallError::RolledBack { .. }) => "reload failed, rolled back",
             Self::Install(_) => "install failed",
         }
     }
@@ -155,10 +156,15 @@ pub fn done_of(result: &Result<Reconciled, ReconcileError>) -> Done {
 }
 
 /// Whether a reload is owed after a reconcile, given whether one was owed before: a failed
-/// reload leaves the new file installed and the reload owed; a reload that ran pays it.
+/// reload leaves the new file installed and the reload owed; a reload that ran pays it; a
+/// rollback whose reload passed leaves the service running the file on disk.
 pub fn owed_after(result: &Result<Reconciled, ReconcileError>, owed: bool) -> bool {
     match result {
         Err(ReconcileError::Install(InstallError::Reload { .. })) => true,
+        // The previous file is back: owed only if the service did not take it either.
+        Err(ReconcileError::Install(InstallError::RolledBack { rollback, .. })) => {
+            rollback.reload.is_err()
+        }
         Ok(Reconciled::Installed { .. } | Reconciled::Reloaded) => false,
         _ => owed,
     }

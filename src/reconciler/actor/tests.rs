@@ -196,14 +196,15 @@ async fn reload_limit_defers_the_install_and_never_drops_it() {
     rig.stop().await;
 }
 
-/// A failed reload leaves the new file installed and the reload owed: the retry finds the
+/// Without rollback, a failed reload leaves the new file installed and the reload owed: the retry finds the
 /// file in sync and still runs `reload_cmd`.
 #[tokio::test(start_paused = true)]
 async fn failed_reload_stays_owed_until_it_succeeds() {
     let _clock = FrozenClock::hold();
     let s = Scratch::new();
     let reload = s.logging_cmd("reloads", Some("ok"));
-    let p = s.resource("app", batch(500, 5000, None), Some("true"), Some(&reload));
+    let mut p = s.resource("app", batch(500, 5000, None), Some("true"), Some(&reload));
+    p.resource.rollback = false;
     let dest = p.resource.dest.clone();
     let handover = Handover::default();
     let mut rig = start(p, InstallMode::default(), &handover);
@@ -422,5 +423,42 @@ async fn the_last_install_count_survives_a_generation_change() {
         (Duration::ZERO, Status::Held { keys: 0, last: 2 })
     );
     assert_eq!(s.read("app.conf"), Some(listed(&["a", "b"])));
+    rig.stop().await;
+}
+
+/// With rollback (the default), a failed reload puts the previous file back and reloads it;
+/// the new content is retried with the backoff and installs once the reload passes.
+#[tokio::test(start_paused = true)]
+async fn failed_reload_rolls_back_and_the_retry_installs() {
+    let _clock = FrozenClock::hold();
+    let s = Scratch::new();
+    let reload = s.logging_cmd("reloads", Some("ok"));
+    let p = s.resource("app", batch(500, 5000, None), Some("true"), Some(&reload));
+    let dest = p.resource.dest.clone();
+    let handover = Handover::default();
+    let mut rig = start(p, InstallMode::default(), &handover);
+    let t0 = rig.t0;
+    s.touch("ok");
+    rig.feed.put("1");
+    assert_eq!(rig.report().await, (Duration::ZERO, Status::InSync(1)));
+
+    std::fs::remove_file(s.path("ok")).unwrap();
+    rig.feed.put("2");
+    advance_to(t0 + 500 * MS).await;
+    let rolled_back = Status::Failing("reload failed, rolled back");
+    assert_eq!(rig.report().await, (500 * MS, rolled_back));
+    assert_eq!(s.read("app.conf"), Some(rendered("1")));
+    assert_eq!(
+        s.lines("reloads"),
+        3,
+        "install, failed reload, reload after the rollback"
+    );
+    assert!(handover.owes_reload(&dest), "the service took neither file");
+
+    s.touch("ok");
+    advance_to(t0 + 1500 * MS).await;
+    assert_eq!(rig.report().await, (1500 * MS, Status::InSync(2)));
+    assert_eq!(s.read("app.conf"), Some(rendered("2")));
+    assert!(!handover.owes_reload(&dest));
     rig.stop().await;
 }
