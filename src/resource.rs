@@ -659,6 +659,48 @@ check_timeout = "5s"
         assert_eq!(r.reload_timeout, DEFAULT_COMMAND_TIMEOUT);
     }
 
+    /// The guard, rollback and lossy_utf8 fields, over `[batch]`'s guard defaults; a bad
+    /// percentage names its line.
+    #[test]
+    fn guard_rollback_and_lossy_fields() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = settings(d.path(), "");
+        s.batch.guard.min_keys = 3;
+        let base = "[template]\nsrc = \"a.tera\"\ndest = \"/tmp/a.conf\"\nkeys = [\"/a\"]\n";
+        let f = write(d.path(), "a.toml", base);
+        let r = load_one(&s, &f).unwrap();
+        assert_eq!(r.batch.guard.min_keys, 3, "from [batch]");
+        assert_eq!(r.batch.guard.max_shrink, crate::guard::DEFAULT.max_shrink);
+        assert!(r.rollback && !r.lossy_utf8);
+        let f = write(
+            d.path(),
+            "b.toml",
+            &format!(
+                "{base}min_keys = 1\nmax_shrink = \"50%\"\nrollback = false\nlossy_utf8 = true\n"
+            ),
+        );
+        let r = load_one(&s, &f).unwrap();
+        assert_eq!(
+            r.batch.guard,
+            crate::guard::Guard {
+                min_keys: 1,
+                max_shrink: crate::guard::MaxShrink::Limit(crate::guard::Percent::whole(50)),
+            }
+        );
+        assert!(!r.rollback && r.lossy_utf8);
+        let f = write(
+            d.path(),
+            "c.toml",
+            &format!("{base}max_shrink = \"half\"\n"),
+        );
+        let errs = load_one(&s, &f).unwrap_err();
+        let msg = errs[0].to_string();
+        assert!(
+            msg.contains("c.toml:5") && msg.contains("invalid percentage"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn every_problem_is_reported_with_its_line() {
         let d = tempfile::tempdir().unwrap();

@@ -78,6 +78,10 @@ pub enum ReconcileError {
     /// The template failed to render; nothing was written.
     #[error("render failed: {0}")]
     Render(#[from] TemplateError),
+    /// A watched key or value is not text (see [`crate::store::text`]); nothing was
+    /// rendered or written.
+    #[error("not rendered: {0}")]
+    NotText(#[from] crate::store::NotText),
     /// Staging, checking, installing or reloading failed.
     #[error(transparent)]
     Install(#[from] InstallError),
@@ -88,6 +92,7 @@ impl ReconcileError {
     pub fn step(&self) -> &'static str {
         match self {
             Self::Render(_) => "render failed",
+            Self::NotText(_) => "a key or value is not text",
             Self::Install(InstallError::Check { .. }) => "check failed",
             Self::Install(InstallError::Reload { .. }) => "reload failed",
             Self::Install(InstallError::RolledBack { .. }) => "reload failed, rolled back",
@@ -200,6 +205,7 @@ impl Prepared {
         view: Arc<KvView>,
         mode: InstallMode,
     ) -> Result<Staging, ReconcileError> {
+        view.check_text(self.resource.lossy_utf8)?;
         let rendered = self.template.render(view)?;
         let hooks = self.hooks(mode.sync_only);
         Ok(install::stage_and_check(&self.file_spec(), &hooks, rendered.into_bytes()).await?)
@@ -266,7 +272,7 @@ fn log_result(result: &Result<Reconciled, ReconcileError>, elapsed: std::time::D
         Ok(Reconciled::Unchanged) => info!(elapsed_ms, "in sync"),
         // The install steps already logged what they installed and why.
         Ok(outcome) => debug!(elapsed_ms, "{}", outcome_text(outcome)),
-        Err(e @ ReconcileError::Render(_)) => {
+        Err(e @ (ReconcileError::Render(_) | ReconcileError::NotText(_))) => {
             error!(message_id = crate::logging::RENDER_FAILED, "{e}")
         }
         Err(e) => error!("{e}"),

@@ -44,6 +44,7 @@ fn put(key: &str, value: &str, rev: i64) -> KeyEvent {
         key: key.into(),
         value: Some(value.into()),
         mod_revision: rev,
+        not_text: false,
     }
 }
 
@@ -52,6 +53,7 @@ fn del(key: &str, rev: i64) -> KeyEvent {
         key: key.into(),
         value: None,
         mod_revision: rev,
+        not_text: false,
     }
 }
 
