@@ -280,7 +280,11 @@ impl Actor {
             let view = state.view.clone();
             let keys = view.entries.len();
             let result = match self.guard(state, keys) {
-                Some(hold) => Ok(Reconciled::Held(hold)),
+                // Traced like any reconcile, so each evaluation of a hold is in the log.
+                Some(hold) => {
+                    let held = async move { Ok(Reconciled::Held(hold)) };
+                    self.prepared.traced(view.revision, held).await
+                }
                 None => self.install(view, state.reload_owed, batcher).await,
             };
             state.reload_owed = owed_after(&result, state.reload_owed);
