@@ -21,7 +21,8 @@ Success. \fBcheck\fR: no problems (warnings allowed); \fBonce\fR: every resource
 was installed.
 .TP
 \fB1\fR
-A resource failed (render, check, install or reload), or etcd could not be read.
+A resource failed (render, check, install or reload), \fBonce\fR held a resource by its
+guard (\fBmin_keys\fR; \fB--force\fR installs it), or etcd could not be read.
 .TP
 \fB2\fR
 Usage error.
