@@ -339,6 +339,35 @@ mod tests {
         (dir, p)
     }
 
+    /// `[batch]` sets the guard's defaults for every resource; a bad percentage names its line.
+    #[test]
+    fn batch_sets_the_guard_defaults() {
+        let (_d, p) = write("[batch]\nmin_keys = 2\nmax_shrink = \"none\"\n");
+        let s = Settings::assemble(&Overrides {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.batch.guard,
+            crate::guard::Guard {
+                min_keys: 2,
+                max_shrink: crate::guard::MaxShrink::Off
+            }
+        );
+        let (_d, p) = write("[batch]\nmax_shrink = \"150%\"\n");
+        let errs = Settings::assemble(&Overrides {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let msg = errs[0].to_string();
+        assert!(
+            msg.contains("reconfd.toml:2") && msg.contains("\"150%\""),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn file_then_overrides() {
         let (_d, p) = write(
