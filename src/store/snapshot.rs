@@ -158,8 +158,20 @@ impl Snapshot {
         key
     }
 
-    /// This snapshot with `not_text` as the set of keys that are not text.
+    /// This snapshot (a [`Snapshot::successor`]) with `not_text` as the set of keys that are
+    /// not text. A key whose mark alone changed (bytes that decode to the same string) is
+    /// added to `changed`, so views patched from it see the new mark.
     pub fn with_not_text(mut self, not_text: imbl::OrdSet<String>) -> Self {
+        let flipped: Vec<String> = not_text
+            .clone()
+            .symmetric_difference(self.not_text.clone())
+            .into_iter()
+            .collect();
+        if !flipped.is_empty() {
+            self.changed.extend(flipped);
+            self.changed.sort();
+            self.changed.dedup();
+        }
         self.not_text = not_text;
         self
     }
@@ -284,6 +296,14 @@ mod tests {
         b.refresh(&mut view, "/dc1", &watched);
         assert_eq!(*view, b.view("/dc1", &watched));
         assert_eq!(view.check_text(false), Ok(()));
+
+        // A re-read finds the same string, now from bytes that were not UTF-8: the mark
+        // alone changes, and the patched view follows it.
+        let marked = imbl::OrdSet::unit("/dc1/s/ok".to_owned());
+        let r = b.successor(5, b.kvs.clone()).with_not_text(marked);
+        assert_eq!(r.changed, vec!["/dc1/s/ok".to_owned()]);
+        r.refresh(&mut view, "/dc1", &watched);
+        assert_eq!(view.not_text.iter().collect::<Vec<_>>(), ["/s/ok"]);
 
         let mut c = b.successor(5, b.kvs.clone());
         c.put_bytes(b"/dc1/s/x\ny", b"v");
