@@ -250,7 +250,8 @@ async fn ready_comes_after_every_first_reconcile() {
     d.shut_down().await;
 }
 
-/// A reload hands the owed reload and the reload budget to the next generation: its first
+/// A reload hands the owed reload (without rollback) and the reload budget to the next
+/// generation: its first
 /// reconcile runs the owed reload although the file is in sync, and the budget spent before
 /// the reload still defers the next install.
 #[tokio::test(start_paused = true)]
@@ -263,7 +264,7 @@ async fn reload_hands_owed_reload_and_budget_to_the_next_generation() {
         "app",
         &format!(
             "check_cmd = \"true\"\nreload_cmd = \"echo run >> {}; test -e {}\"\n\
-             debounce = \"500ms\"\nreload_limit = \"1/1h\"\n",
+             debounce = \"500ms\"\nreload_limit = \"1/1h\"\nrollback = false\n",
             reloads.display(),
             ok.display()
         ),
