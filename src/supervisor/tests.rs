@@ -251,9 +251,8 @@ async fn ready_comes_after_every_first_reconcile() {
 }
 
 /// A reload hands the owed reload (without rollback) and the reload budget to the next
-/// generation: its first
-/// reconcile runs the owed reload although the file is in sync, and the budget spent before
-/// the reload still defers the next install.
+/// generation: its first reconcile runs the owed reload although the file is in sync, and the
+/// budget spent before the reload still defers the next install.
 #[tokio::test(start_paused = true)]
 async fn reload_hands_owed_reload_and_budget_to_the_next_generation() {
     let _clock = FrozenClock::hold();
