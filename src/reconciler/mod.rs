@@ -8,6 +8,11 @@
 //!
 //! Nothing outside this module renders or installs: callers hand it a view and get an
 //! outcome. When to reconcile is the actor's [`crate::batch::Batcher`]'s business.
+//!
+//! Before a render: the view's keys and values must be text ([`KvView::check_text`], in
+//! [`Prepared::render_and_stage`], so `once` and `run` decide alike), and the caller asks the
+//! resource's [`crate::guard::Guard`] whether the render may go ahead at all (the actor with
+//! its last install's count, `once` without one); a held render is [`Reconciled::Held`].
 
 pub mod actor;
 pub mod prepared;
