@@ -553,6 +553,7 @@ mod tests {
             max_wait: Duration::from_millis(max_wait_ms),
             reload_limit: limit.map(|l| l.parse().expect("valid limit")),
             leading: false,
+            guard: crate::guard::Guard::default(),
         }
     }
 

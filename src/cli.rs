@@ -177,6 +177,7 @@ impl Cli {
                 etcd,
                 noop,
                 log,
+                ..
             } => with(config, etcd, *noop, log),
             Command::Check {
                 config, etcd, log, ..
@@ -305,6 +306,10 @@ pub enum Command {
         /// Show what would change (a diff) and run check_cmd, but write and reload nothing.
         #[arg(long)]
         noop: bool,
+        /// Install renders the guard (min_keys, max_shrink) would hold; without it a held
+        /// resource counts as failed (exit 1) and its file stays as it is.
+        #[arg(long)]
+        force: bool,
         /// How to reach etcd.
         #[command(flatten)]
         etcd: EtcdArgs,

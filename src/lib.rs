@@ -14,6 +14,7 @@
 //! - [`migrate`]: `reconfd migrate`: a confd tree to a reconfd tree, templates to Tera where exact.
 //! - [`reconciler`]: the one loader, one render + install of one resource, and `run`'s
 //!   per-resource actor.
+//! - [`guard`]: `min_keys` / `max_shrink`: whether a render that lost keys may be installed.
 //! - [`batch`]: when to reconcile (debounce, max wait, reload limit, retries), sans I/O.
 //! - [`supervisor`]: `reconfd run`'s generations, READY/STATUS/WATCHDOG, reloads.
 //! - [`notify`]: systemd notifications.
@@ -30,6 +31,7 @@ pub mod control;
 pub mod diag;
 pub mod etcd;
 pub mod exit;
+pub mod guard;
 pub mod install;
 pub mod keys;
 pub mod logging;

@@ -35,6 +35,12 @@ pub const RENDER_FAILED: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e55";
 /// etcd is not the cluster the local copy came from (restored from an older snapshot, or
 /// re-created): everything is read again.
 pub const ETCD_RESTORED: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e5e";
+/// The guard holds a render that lost keys (`MESSAGE_ID`).
+pub const GUARD_HELD: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e60";
+/// A held render was installed: the keys came back or an operator approved (`MESSAGE_ID`).
+pub const GUARD_RELEASED: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e61";
+/// A failed reload put the previous file back (`MESSAGE_ID`).
+pub const ROLLED_BACK: &str = "5d0f0e3f6b7a4a1c9f7a2b8e1c3d4e62";
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -44,7 +44,9 @@ fn main() -> ExitCode {
             dry_run: *dry_run,
             force: *force,
         }),
-        Command::Once { .. } => cmd::runtime().block_on(cmd::once::run(&overrides, global.noop)),
+        Command::Once { force, .. } => {
+            cmd::runtime().block_on(cmd::once::run(&overrides, global.noop, *force))
+        }
         Command::Status { json, observe } => cmd::status::status(observe, *json),
         Command::Approve { resource, observe } => cmd::status::approve(observe, resource),
         Command::Run { interval, .. } => cmd::run::run(overrides, *interval, global.noop),

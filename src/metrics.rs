@@ -417,6 +417,8 @@ pub enum Outcome {
     WouldInstall,
     /// Installed; the reload waits for the budget.
     Deferred,
+    /// The guard held the render; the live file stays.
+    Held,
     /// A step failed, with the error's text.
     Failed(Failure, String),
 }
@@ -452,7 +454,7 @@ pub fn reconciled(resource: &str, outcome: &Outcome) {
             Some(&r.installs)
         }
         Outcome::Deferred => Some(&r.deferred),
-        Outcome::Reloaded | Outcome::WouldInstall => None,
+        Outcome::Reloaded | Outcome::WouldInstall | Outcome::Held => None,
         Outcome::Failed(Failure::Render, _) => Some(&r.render_failures),
         Outcome::Failed(Failure::Check, _) => Some(&r.check_failures),
         Outcome::Failed(Failure::Reload, _) => Some(&r.reload_failures),

@@ -51,6 +51,10 @@ struct RawTemplate {
     leading: Option<bool>,
     check_timeout: Option<Dur>,
     reload_timeout: Option<Dur>,
+    min_keys: Option<usize>,
+    max_shrink: Option<crate::guard::MaxShrink>,
+    rollback: Option<bool>,
+    lossy_utf8: Option<bool>,
 }
 
 /// One validated template resource.
@@ -84,8 +88,12 @@ pub struct Resource {
     pub check_timeout: Duration,
     /// How long `reload_cmd` may run.
     pub reload_timeout: Duration,
-    /// Batching for `run`.
+    /// Batching for `run`, and the guard against destructive renders.
     pub batch: BatchSettings,
+    /// Put the previous file back when `reload_cmd` fails after an install.
+    pub rollback: bool,
+    /// Render values that are not valid UTF-8 with U+FFFD instead of failing.
+    pub lossy_utf8: bool,
 }
 
 impl Resource {
@@ -338,6 +346,8 @@ fn load_file(
         max_wait: t.max_wait,
         reload_limit: t.reload_limit,
         leading: t.leading,
+        min_keys: t.min_keys,
+        max_shrink: t.max_shrink,
     });
 
     let prefix = t.prefix.as_ref().map(|p| {
@@ -367,6 +377,8 @@ fn load_file(
         check_timeout: t.check_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
         reload_timeout: t.reload_timeout.map_or(DEFAULT_COMMAND_TIMEOUT, |d| d.0),
         batch,
+        rollback: t.rollback.unwrap_or(true),
+        lossy_utf8: t.lossy_utf8.unwrap_or(false),
     })
 }
 
@@ -661,6 +673,48 @@ check_timeout = "5s"
         assert!(r.batch.leading);
         assert_eq!(r.check_timeout, Duration::from_secs(5));
         assert_eq!(r.reload_timeout, DEFAULT_COMMAND_TIMEOUT);
+    }
+
+    /// The guard, rollback and lossy_utf8 fields, over `[batch]`'s guard defaults; a bad
+    /// percentage names its line.
+    #[test]
+    fn guard_rollback_and_lossy_fields() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = settings(d.path(), "");
+        s.batch.guard.min_keys = 3;
+        let base = "[template]\nsrc = \"a.tera\"\ndest = \"/tmp/a.conf\"\nkeys = [\"/a\"]\n";
+        let f = write(d.path(), "a.toml", base);
+        let r = load_one(&s, &f).unwrap();
+        assert_eq!(r.batch.guard.min_keys, 3, "from [batch]");
+        assert_eq!(r.batch.guard.max_shrink, crate::guard::DEFAULT.max_shrink);
+        assert!(r.rollback && !r.lossy_utf8);
+        let f = write(
+            d.path(),
+            "b.toml",
+            &format!(
+                "{base}min_keys = 1\nmax_shrink = \"50%\"\nrollback = false\nlossy_utf8 = true\n"
+            ),
+        );
+        let r = load_one(&s, &f).unwrap();
+        assert_eq!(
+            r.batch.guard,
+            crate::guard::Guard {
+                min_keys: 1,
+                max_shrink: crate::guard::MaxShrink::Limit(crate::guard::Percent::whole(50)),
+            }
+        );
+        assert!(!r.rollback && r.lossy_utf8);
+        let f = write(
+            d.path(),
+            "c.toml",
+            &format!("{base}max_shrink = \"half\"\n"),
+        );
+        let errs = load_one(&s, &f).unwrap_err();
+        let msg = errs[0].to_string();
+        assert!(
+            msg.contains("c.toml:5") && msg.contains("invalid percentage"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! the generation when asked to reload.
 //!
 //! Waits on: the actors' [`Report`]s, the etcd task's [`Health`], the watchdog tick, the
-//! injected `reload` requests and `shutdown` future. Sends: READY=, STATUS=, WATCHDOG=,
+//! injected `reload` requests and `shutdown` future, and [`Command`]s (the control socket's
+//! requests: an approval goes to the named resource's actor, which answers it). Sends: READY=, STATUS=, WATCHDOG=,
 //! RELOADING=, STOPPING= through a [`Notifier`].
 //!
 //! It installs no signal handlers (`cmd::run` turns SIGHUP into `reload` and SIGTERM/SIGINT
@@ -38,7 +39,8 @@ use crate::diag::Diagnostic;
 use crate::etcd::{self, watch::Health};
 use crate::metrics;
 use crate::reconciler::{
-    self, render_permits, Actor, Approval, Handover, InstallMode, Prepared, Report, Status, Wiring,
+    self, render_permits, Actor, ActorCommand, Approval, Handover, InstallMode, Prepared, Report,
+    Status, Wiring,
 };
 use crate::store::Snapshot;
 use crate::{exit, notify};
@@ -143,7 +145,7 @@ impl Notifier for Systemd {
     }
 }
 
-/// How the daemon installs and whom it tells.
+/// How the daemon installs, whom it tells and who may ask it things.
 pub struct Options {
     /// Noop or sync-only, for every generation.
     pub mode: InstallMode,
@@ -266,6 +268,8 @@ struct Generation {
     actors: usize,
     /// The resources' names, for `reconfd status` (those not reported yet are pending).
     names: Vec<String>,
+    /// Each actor's command channel, by resource name.
+    commands: BTreeMap<String, mpsc::UnboundedSender<ActorCommand>>,
 }
 
 impl<L, S> Supervisor<L, S>
@@ -331,9 +335,12 @@ where
             handover: self.handover.clone(),
             mode: self.options.mode,
         };
+        let mut commands = BTreeMap::new();
         for p in self.resources.values() {
             let span = info_span!("resource", reconfd.resource = %p.resource.name);
-            let actor = Actor::new(p.clone(), wiring.clone());
+            let (tx, rx) = mpsc::unbounded_channel();
+            commands.insert(p.resource.name.clone(), tx);
+            let actor = Actor::new(p.clone(), wiring.clone()).with_commands(rx);
             tracker.spawn(actor.run().instrument(span));
         }
         tracker.close();
@@ -352,6 +359,7 @@ where
             health,
             actors: self.resources.len(),
             names,
+            commands,
         }
     }
 
@@ -398,7 +406,7 @@ where
                     None => reload_open = false,
                 },
                 Some(command) = next_command(&mut self.commands) => {
-                    answer(command, &board, &generation.names, &generation.health.borrow());
+                    answer(command, &board, generation);
                     continue;
                 }
                 // Nothing left to wait for but the shutdown, which the caller waits on.
@@ -457,6 +465,25 @@ where
 }
 
 impl Generation {
+    /// Passes an approval to the actor it names; the actor answers. An unknown name is
+    /// answered here; so is an actor that is gone (its generation is stopping): it holds
+    /// nothing any more.
+    fn approve(&self, resource: &str, reply: tokio::sync::oneshot::Sender<Approval>) {
+        let Some(actor) = self.commands.get(resource) else {
+            let _ = reply.send(Approval::Unknown);
+            return;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if actor.send(ActorCommand::Approve(tx)).is_err() {
+            let _ = reply.send(Approval::NotHeld);
+            return;
+        }
+        // The actor answers between reconciles; the supervisor does not wait for it.
+        tokio::spawn(async move {
+            let _ = reply.send(rx.await.unwrap_or(Approval::NotHeld));
+        });
+    }
+
     /// Cancels every task and waits for them; an install in progress finishes first. The
     /// watchdog keeps being fed meanwhile (`pings`: every so often, to whom), since systemd
     /// keeps it armed during a reload.
@@ -490,21 +517,14 @@ async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<
     command
 }
 
-/// Answers a control socket request from the board.
-fn answer(command: Command, board: &Board, names: &[String], health: &Health) {
+/// Answers a control socket request: the status from the board, an approval by the actor.
+fn answer(command: Command, board: &Board, generation: &Generation) {
     match command {
         Command::Status { reply } => {
-            let _ = reply.send(overview(board, names, health));
+            let health = generation.health.borrow();
+            let _ = reply.send(overview(board, &generation.names, &health));
         }
-        // No render is ever held on this branch: a known resource holds nothing.
-        Command::Approve { resource, reply } => {
-            let known = names.contains(&resource);
-            let _ = reply.send(if known {
-                Approval::NotHeld
-            } else {
-                Approval::Unknown
-            });
-        }
+        Command::Approve { resource, reply } => generation.approve(&resource, reply),
     }
 }
 
@@ -643,6 +663,16 @@ fn status_line(statuses: &BTreeMap<String, Status>, health: &Health) -> String {
         .count();
     if deferred > 0 {
         line.push_str(&format!("; {deferred} waiting for the reload limit"));
+    }
+    let held: Vec<String> = statuses
+        .iter()
+        .filter_map(|(n, s)| match s {
+            Status::Held { keys, last } => Some(format!("{n}: {keys} of {last} keys")),
+            _ => None,
+        })
+        .collect();
+    if !held.is_empty() {
+        line.push_str(&format!("; {} held ({})", held.len(), held.join(", ")));
     }
     if let Some(e) = health.error() {
         line = format!("degraded: etcd unreachable ({e}); {line}");

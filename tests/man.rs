@@ -23,17 +23,22 @@ Success. \fBcheck\fR: no problems (warnings allowed); \fBonce\fR: every resource
 was installed.
 .TP
 \fB1\fR
-A resource failed (render, check, install or reload); \fBrender\fR: a data or template error.
+A resource failed (render, check, install or reload), \fBonce\fR held a resource by its
+guard (\fBmin_keys\fR; \fB--force\fR installs it); \fBrender\fR: a data or template error.
 .TP
 \fB2\fR
 Usage error.
+.TP
+\fB3\fR
+\fBstatus\fR, \fBapprove\fR: no daemon answers on the control socket.
 .TP
 \fB69\fR
 No etcd member could be reached (\fBEX_UNAVAILABLE\fR): connection refused, timed out, TLS
 handshake failed (\fBonce\fR).
 .TP
 \fB77\fR
-etcd refused the login or denied reading a watched key (\fBEX_NOPERM\fR) (\fBonce\fR).
+etcd refused the login or denied reading a watched key (\fBEX_NOPERM\fR) (\fBonce\fR); the
+control socket refused this user (\fBstatus\fR, \fBapprove\fR).
 .TP
 \fB78\fR
 Configuration error (\fBEX_CONFIG\fR): the config file or a resource is invalid, or a TLS

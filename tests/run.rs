@@ -608,8 +608,9 @@ fn failing_install_converges_once_it_passes() {
     assert_eq!(left, vec!["i.conf"], "{}", d.log());
 }
 
-/// Case 8b: A failing reload_cmd is owed: the file is installed once, and the reload is retried
-/// (the file no longer differs) until it passes, without any new etcd change.
+/// Case 8b: Without rollback, a failing reload_cmd is owed: the file is installed once, and the
+/// reload is retried (the file no longer differs) until it passes, without any new etcd
+/// change. (With rollback, the default, see tests/rollback.rs.)
 #[test]
 fn failing_reload_is_retried_until_it_passes() {
     let etcd = Etcd::start();
@@ -619,7 +620,7 @@ fn failing_reload_is_retried_until_it_passes() {
     nginx_resource(
         &t,
         &format!(
-            "debounce = \"0\"\nreload_cmd = \"test -e {} && date +%s.%N >> {}\"\n",
+            "debounce = \"0\"\nrollback = false\nreload_cmd = \"test -e {} && date +%s.%N >> {}\"\n",
             flag.display(),
             reloads.display()
         ),
@@ -642,8 +643,8 @@ fn failing_reload_is_retried_until_it_passes() {
     assert_eq!(d.log_count(INSTALLED), 1, "{}", d.log());
 }
 
-/// Case 8c: A reload owed from a failed attempt is still owed after SIGHUP (the file is
-/// already installed, so the new generation finds it in sync).
+/// Case 8c: Without rollback, a reload owed from a failed attempt is still owed after SIGHUP
+/// (the file is already installed, so the new generation finds it in sync).
 #[test]
 fn owed_reload_survives_sighup() {
     let etcd = Etcd::start();
@@ -653,7 +654,7 @@ fn owed_reload_survives_sighup() {
     nginx_resource(
         &t,
         &format!(
-            "debounce = \"0\"\nreload_cmd = \"test -e {} && date +%s.%N >> {}\"\n",
+            "debounce = \"0\"\nrollback = false\nreload_cmd = \"test -e {} && date +%s.%N >> {}\"\n",
             flag.display(),
             reloads.display()
         ),

@@ -260,7 +260,7 @@ _reconfd() {
             return 0
             ;;
         reconfd__subcmd__once)
-            opts="-h -V --config --confdir --noop --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --log-level --log-target --log-format --help --version"
+            opts="-h -V --config --confdir --noop --force --endpoint --prefix --username --password-file --ca-file --cert-file --key-file --log-level --log-target --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -83,6 +83,7 @@ stderr\t'Standard error'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l log-format -d 'Format of stderr lines' -r -f -a "text\t'One human-readable line per event'
 json\t'One JSON object per event'"
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l noop -d 'Show what would change (a diff) and run check_cmd, but write and reload nothing'
+complete -c reconfd -n "__fish_reconfd_using_subcommand once" -l force -d 'Install renders the guard (min_keys, max_shrink) would hold; without it a held resource counts as failed (exit 1) and its file stays as it is'
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c reconfd -n "__fish_reconfd_using_subcommand once" -s V -l version -d 'Print version'
 complete -c reconfd -n "__fish_reconfd_using_subcommand check" -l config -d 'Daemon config file (a missing default file means built-in defaults)' -r -F

@@ -61,7 +61,8 @@ pub fn run(prog: &str, args: &[OsString]) -> u8 {
     let install = InstallMode { noop, sync_only };
     let source = match invocation.mode {
         Mode::Once => {
-            let code = super::runtime().block_on(super::once::pass(&invocation.settings, install));
+            let code =
+                super::runtime().block_on(super::once::pass(&invocation.settings, install, false));
             return exit::as_confd(code);
         }
         Mode::Watch => Source::Watch,

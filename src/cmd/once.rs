@@ -1,21 +1,26 @@
 //! `reconfd once`: one consistent read of etcd, every resource reconciled, then exit.
 //! With `--noop` it prints a diff per changed resource and runs the checks, but writes and
 //! reloads nothing.
+//!
+//! The guard applies with no last install to compare with (a one-shot run keeps no count):
+//! only `min_keys` can hold a resource here. A held resource is left as it is and counts as
+//! failed (exit 1), unless `--force` installs it anyway.
 
 use std::sync::Arc;
 
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Overrides, Settings};
 use crate::etcd;
 use crate::exit;
+use crate::guard::Hold;
 use crate::reconciler::{self, render_permits, InstallMode, Prepared, ReconcileError, Reconciled};
 use crate::store::Snapshot;
 
 /// Runs one pass; exit 0 when every resource succeeded, else the code of the worst failure
 /// ([`exit::Failure`]: 78 configuration, 77 login refused or read denied, 69 no etcd member
 /// reachable, 1 a resource failed).
-pub async fn run(o: &Overrides, noop: bool) -> u8 {
+pub async fn run(o: &Overrides, noop: bool, force: bool) -> u8 {
     let settings = match super::settings(o) {
         Ok(s) => s,
         Err(code) => return code,
@@ -24,11 +29,11 @@ pub async fn run(o: &Overrides, noop: bool) -> u8 {
         noop,
         sync_only: false,
     };
-    pass(&settings, mode).await
+    pass(&settings, mode, force).await
 }
 
 /// One pass with settings already assembled (`reconfd confd -onetime` comes here too).
-pub async fn pass(settings: &Settings, mode: InstallMode) -> u8 {
+pub async fn pass(settings: &Settings, mode: InstallMode, force: bool) -> u8 {
     let loaded = reconciler::load(settings);
     loaded.log();
     let mut failed = loaded.failed.len();
@@ -72,10 +77,11 @@ pub async fn pass(settings: &Settings, mode: InstallMode) -> u8 {
             failures.push(e.failure());
         }
     }
-    let results = reconcile_all(readable, Arc::new(read.snapshot), mode).await;
+    let results = reconcile_all(readable, Arc::new(read.snapshot), mode, force).await;
     for result in results {
         match result {
             Some(Ok(Reconciled::WouldInstall { diff, .. })) => print!("{diff}"),
+            Some(Ok(Reconciled::Held(_))) => failed += 1,
             Some(Ok(_)) => {}
             Some(Err(_)) | None => failed += 1,
         }
@@ -90,6 +96,7 @@ async fn reconcile_all(
     prepared: Vec<Prepared>,
     snapshot: Arc<Snapshot>,
     mode: InstallMode,
+    force: bool,
 ) -> Vec<Option<Result<Reconciled, ReconcileError>>> {
     let permits = render_permits();
     let mut tasks = tokio::task::JoinSet::new();
@@ -99,6 +106,9 @@ async fn reconcile_all(
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let view = Arc::new(snapshot.view(&p.resource.prefix, &p.resource.watched()));
+            if let Some(hold) = held(&p, view.entries.len(), force) {
+                return (i, Ok(Reconciled::Held(hold)));
+            }
             (i, p.reconcile(view, mode).await)
         });
     }
@@ -111,6 +121,23 @@ async fn reconcile_all(
         }
     }
     results
+}
+
+/// Whether the guard holds `p`'s render of `keys` keys (logged); `force` installs anyway.
+fn held(p: &Prepared, keys: usize, force: bool) -> Option<Hold> {
+    let r = &p.resource;
+    let hold = r.batch.guard.check(keys, None).err()?;
+    if force {
+        info!(reconfd.resource = %r.name, "{}: --force: installing a render the guard would hold ({hold})", r.file.display());
+        return None;
+    }
+    warn!(
+        reconfd.resource = %r.name,
+        message_id = crate::logging::GUARD_HELD,
+        "{}: render held, the file stays as it is: {hold}; `reconfd once --force` installs it",
+        r.file.display()
+    );
+    Some(hold)
 }
 
 /// Exit 0 when nothing failed, else the worst of `failures` (at least

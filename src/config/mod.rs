@@ -99,6 +99,8 @@ pub struct BatchSettings {
     pub reload_limit: Option<RateLimit>,
     /// Reconcile the first change after a quiet period at once, then debounce the rest.
     pub leading: bool,
+    /// When a render that lost keys is held instead of installed (`min_keys`, `max_shrink`).
+    pub guard: crate::guard::Guard,
 }
 
 impl Default for BatchSettings {
@@ -108,6 +110,7 @@ impl Default for BatchSettings {
             max_wait: Duration::from_secs(5),
             reload_limit: Some("10/min".parse().expect("valid literal")),
             leading: false,
+            guard: crate::guard::Guard::default(),
         }
     }
 }
@@ -120,6 +123,10 @@ impl BatchSettings {
             max_wait: raw.max_wait.map_or(self.max_wait, |d| d.0),
             reload_limit: raw.reload_limit.map_or(self.reload_limit, |l| l.limit()),
             leading: raw.leading.unwrap_or(self.leading),
+            guard: crate::guard::Guard {
+                min_keys: raw.min_keys.unwrap_or(self.guard.min_keys),
+                max_shrink: raw.max_shrink.unwrap_or(self.guard.max_shrink),
+            },
         }
     }
 }
@@ -431,6 +438,35 @@ mod tests {
         let p = dir.path().join("reconfd.toml");
         std::fs::write(&p, text).unwrap();
         (dir, p)
+    }
+
+    /// `[batch]` sets the guard's defaults for every resource; a bad percentage names its line.
+    #[test]
+    fn batch_sets_the_guard_defaults() {
+        let (_d, p) = write("[batch]\nmin_keys = 2\nmax_shrink = \"none\"\n");
+        let s = Settings::assemble(&Overrides {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.batch.guard,
+            crate::guard::Guard {
+                min_keys: 2,
+                max_shrink: crate::guard::MaxShrink::Off
+            }
+        );
+        let (_d, p) = write("[batch]\nmax_shrink = \"150%\"\n");
+        let errs = Settings::assemble(&Overrides {
+            config: Some(p),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let msg = errs[0].to_string();
+        assert!(
+            msg.contains("reconfd.toml:2") && msg.contains("\"150%\""),
+            "{msg}"
+        );
     }
 
     #[test]

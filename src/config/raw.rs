@@ -94,4 +94,8 @@ pub struct RawBatch {
     pub reload_limit: Option<ReloadLimit>,
     /// Reconcile the first change after a quiet period at once.
     pub leading: Option<bool>,
+    /// Hold a render while the watched keys hold fewer keys than this.
+    pub min_keys: Option<usize>,
+    /// Hold a render whose keys dropped by more than this since the last install.
+    pub max_shrink: Option<crate::guard::MaxShrink>,
 }

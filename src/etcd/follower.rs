@@ -192,6 +192,9 @@ pub struct KeyEvent {
     pub value: Option<String>,
     /// The revision of the change.
     pub mod_revision: i64,
+    /// The key or the new value was not valid UTF-8 (they are held lossily; see
+    /// [`crate::store::text`]).
+    pub not_text: bool,
 }
 
 /// One watch response, by what it means.
@@ -1024,6 +1027,7 @@ impl Follower {
         };
         self.denial_reread = false;
         let mut kvs = self.snapshot.kvs.clone();
+        let mut not_text = self.snapshot.not_text.clone();
         let mut changed = Vec::new();
         let mut rev = self.range_revs[range];
         for ev in events {
@@ -1035,6 +1039,11 @@ impl Follower {
                 Some(value) => kvs.insert(ev.key.clone(), value.clone()),
                 None => kvs.remove(&ev.key),
             };
+            if ev.not_text && ev.value.is_some() {
+                not_text.insert(ev.key.clone());
+            } else {
+                not_text.remove(&ev.key);
+            }
             changed.push(ev.key.clone());
         }
         // Events are not filtered by revision: each watcher resumes after what it applied, so
@@ -1058,6 +1067,7 @@ impl Follower {
             since: self.snapshot.seq,
             changed,
             denied: self.snapshot.denied.clone(),
+            not_text,
         });
         self.snapshot = next.clone();
         vec![Action::Publish(next)]
@@ -1200,7 +1210,10 @@ pub fn after_read(
         // Nothing could be read (every watched key is denied): keep the last revision.
         current.revision
     };
-    let mut next = current.successor(revision, read.snapshot.kvs);
+    let not_text = read.snapshot.not_text;
+    let mut next = current
+        .successor(revision, read.snapshot.kvs)
+        .with_not_text(not_text);
     if *current.denied != *read.denied {
         if read.denied.is_empty() {
             info!("the etcd user may read every watched key again");

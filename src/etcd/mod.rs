@@ -603,10 +603,7 @@ fn is_compacted(e: &etcd_client::Error) -> bool {
 
 fn insert_kvs(snapshot: &mut Snapshot, get: &GetResponse) {
     for kv in get.kvs() {
-        snapshot.kvs.insert(
-            String::from_utf8_lossy(kv.key()).into_owned(),
-            String::from_utf8_lossy(kv.value()).into_owned(),
-        );
+        snapshot.put_bytes(kv.key(), kv.value());
     }
 }
 

@@ -472,18 +472,24 @@ fn message_of(resp: &etcd_client::WatchResponse) -> WatchMessage {
             revision: resp.header().map(|h| h.revision()),
         };
     }
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let text = crate::store::text::decode;
     let events = resp
         .events()
         .iter()
         .filter_map(|ev| {
             let kv = ev.kv()?;
+            let (key, key_ok) = text(kv.key());
+            let (value, value_ok) = match ev.event_type() {
+                EventType::Put => {
+                    let (v, ok) = text(kv.value());
+                    (Some(v), ok)
+                }
+                EventType::Delete => (None, true),
+            };
             Some(KeyEvent {
-                key: text(kv.key()),
-                value: match ev.event_type() {
-                    EventType::Put => Some(text(kv.value())),
-                    EventType::Delete => None,
-                },
+                key,
+                value,
+                not_text: !(key_ok && value_ok),
                 mod_revision: kv.mod_revision(),
             })
         })

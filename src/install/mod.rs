@@ -5,6 +5,13 @@
 //! The promise: a destination is always either the complete old or the complete new file, a
 //! failed check leaves it untouched, and an unchanged render writes nothing and runs nothing.
 //!
+//! Rollback: a [`Committed`] file remembers what it replaced (content, owner, mode, or that
+//! there was nothing). When `reload_cmd` then fails and [`Hooks::rollback`] is on, the
+//! previous file goes back the same way (staged, fsynced, renamed, directory fsynced), or a
+//! destination that did not exist is removed again, and `reload_cmd` runs once more, so the
+//! disk holds what the service runs and a later restart of the service does not switch to a
+//! file it refused. The caller retries the new content as for any failure.
+//!
 //! The steps are separate so that the caller decides what happens between them: a noop run
 //! previews a [`Staged`] file and drops it, the daemon's actor asks its reload budget before
 //! committing. Nothing here decides *whether* a step may run: that is the caller's business,
@@ -48,6 +55,8 @@ pub struct Hooks {
     pub check_timeout: Duration,
     /// After this long the reload's process group is killed and the reload fails.
     pub reload_timeout: Duration,
+    /// On a failed reload after an install, put the previous file back and reload again.
+    pub rollback: bool,
 }
 
 impl Default for Hooks {
@@ -58,6 +67,7 @@ impl Default for Hooks {
             reload: None,
             check_timeout: Duration::from_secs(30),
             reload_timeout: Duration::from_secs(30),
+            rollback: true,
         }
     }
 }
@@ -120,12 +130,66 @@ pub enum InstallError {
         /// How the command failed, with its output.
         error: CommandError,
     },
+    /// `reload_cmd` failed after the install, and the install was rolled back: the
+    /// destination holds the previous file again (or, if there was none, nothing).
+    #[error("{dest}: reload_cmd {error}; rolled back: {rollback}")]
+    RolledBack {
+        /// The destination, back to its previous state.
+        dest: PathBuf,
+        /// How the reload of the new file failed.
+        error: CommandError,
+        /// What the rollback did and how the reload after it went (boxed: it carries a
+        /// second command error, and every other error stays small).
+        rollback: Box<Rollback>,
+    },
     /// The runtime shut down before a file-system step could run; nothing was renamed.
     #[error("{dest}: install interrupted by runtime shutdown")]
     Interrupted {
         /// The destination.
         dest: PathBuf,
     },
+}
+
+/// What a rollback did: what the destination is now, and how `reload_cmd` went after it.
+#[derive(Debug)]
+pub struct Rollback {
+    /// Whether a previous file went back, or the new file was removed.
+    pub restored: Restored,
+    /// `reload_cmd` run again after the rollback.
+    pub reload: Result<(), CommandError>,
+}
+
+/// What a rollback put in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// The previous file (content, owner, mode) is back.
+    Previous,
+    /// There was no file before the install; the new one was removed.
+    Removed,
+}
+
+impl std::fmt::Display for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.restored {
+            Restored::Previous => f.write_str("the previous file is back")?,
+            Restored::Removed => {
+                f.write_str("there was no file before; the new one was removed")?
+            }
+        }
+        match &self.reload {
+            Ok(()) => f.write_str(", and reload_cmd passed after the rollback"),
+            Err(e) => write!(f, ", but reload_cmd after the rollback {e}"),
+        }
+    }
+}
+
+/// What a destination was before an install replaced it.
+#[derive(Debug)]
+enum Previous {
+    /// There was no file.
+    Absent,
+    /// This file.
+    File(LiveFile),
 }
 
 /// What [`stage_and_check`] found.
@@ -160,6 +224,9 @@ pub struct Committed {
     /// Why it was installed; empty when it was already in sync.
     changes: Vec<Change>,
     reload: Reload,
+    /// What the install replaced; `None` when nothing was installed (in sync) or rollback is
+    /// off.
+    previous: Option<Previous>,
 }
 
 /// The reload command and its timeout, carried from the hooks to the last step.
@@ -167,6 +234,7 @@ pub struct Committed {
 struct Reload {
     cmd: Option<ShellCommand>,
     timeout: Duration,
+    rollback: bool,
 }
 
 /// The first step: sweeps this destination's stale staged files, reads the live file and
@@ -182,6 +250,7 @@ pub async fn stage_and_check(
     let reload = Reload {
         cmd: hooks.reload.clone(),
         timeout: hooks.reload_timeout,
+        rollback: hooks.rollback,
     };
     let spec_owned = spec.clone();
     let (rendered, found) = blocking(dest, move || stage_if_changed(&spec_owned, rendered)).await?;
@@ -191,6 +260,7 @@ pub async fn stage_and_check(
             dest: dest.to_owned(),
             changes: Vec::new(),
             reload,
+            previous: None,
         }));
     };
     if let Some(check) = &hooks.check {
@@ -261,6 +331,7 @@ impl Staged {
             dest,
             changes,
             reload,
+            live,
             ..
         } = self;
         blocking(&dest, {
@@ -273,10 +344,14 @@ impl Staged {
             reasons = %Reasons(&changes),
             "installed"
         );
+        // Kept only when a failed reload could use it.
+        let previous = (reload.rollback && reload.cmd.is_some())
+            .then(|| live.map_or(Previous::Absent, Previous::File));
         Ok(Committed {
             dest,
             changes,
             reload,
+            previous,
         })
     }
 }
@@ -293,19 +368,70 @@ impl Committed {
     }
 
     /// Runs `reload_cmd` (`{{.src}}` and `{{.dest}}` both name the destination); `Ok(false)`
-    /// when the resource has none. A failure leaves the new file in place.
+    /// when the resource has none. A failure after an install rolls it back when rollback is
+    /// on ([`InstallError::RolledBack`]); otherwise, or when the rollback itself fails, the
+    /// new file stays in place ([`InstallError::Reload`]).
     pub async fn reload(&self) -> Result<bool, InstallError> {
         let Some(cmd) = &self.reload.cmd else {
             return Ok(false);
         };
         let dest = self.dest.as_path();
-        command::run_logged("reload_cmd", cmd, dest, dest, self.reload.timeout)
-            .await
-            .map_err(|error| InstallError::Reload {
+        let Err(error) = self.run_reload(cmd).await else {
+            return Ok(true);
+        };
+        let Some(previous) = &self.previous else {
+            return Err(InstallError::Reload {
                 dest: dest.to_owned(),
                 error,
-            })?;
-        Ok(true)
+            });
+        };
+        let restored = match self.put_back(previous).await {
+            Ok(restored) => restored,
+            Err(e) => {
+                tracing::error!(
+                    "{}: rollback failed, the new file stays: {e}",
+                    dest.display()
+                );
+                return Err(InstallError::Reload {
+                    dest: dest.to_owned(),
+                    error,
+                });
+            }
+        };
+        let rollback = Box::new(Rollback {
+            restored,
+            reload: self.run_reload(cmd).await,
+        });
+        tracing::warn!(
+            message_id = crate::logging::ROLLED_BACK,
+            "rolled back: reload_cmd failed after the install ({error}); {rollback}"
+        );
+        Err(InstallError::RolledBack {
+            dest: dest.to_owned(),
+            error,
+            rollback,
+        })
+    }
+
+    async fn run_reload(&self, cmd: &ShellCommand) -> Result<(), CommandError> {
+        let dest = self.dest.as_path();
+        command::run_logged("reload_cmd", cmd, dest, dest, self.reload.timeout)
+            .await
+            .map(drop)
+    }
+
+    /// Puts `previous` back over the destination (or removes the new file when there was
+    /// none), with the same staging, fsync and rename as an install.
+    async fn put_back(&self, previous: &Previous) -> Result<Restored, InstallError> {
+        let dest = self.dest.clone();
+        let previous = match previous {
+            Previous::Absent => None,
+            Previous::File(f) => Some(f.clone()),
+        };
+        blocking(&self.dest, move || {
+            stage::put_back(&dest, previous.as_ref())
+        })
+        .await
     }
 }
 
@@ -758,18 +884,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failed_reload_keeps_the_new_file() {
+    async fn failed_reload_keeps_the_new_file_without_rollback() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("app.conf");
         fs::write(&dest, b"old\n").unwrap();
-        let err = install(
-            &spec(&dest),
-            &hooks(None, Some("echo nope; exit 1")),
-            b"new\n",
-            false,
-        )
-        .await
-        .unwrap_err();
+        let no_rollback = Hooks {
+            rollback: false,
+            ..hooks(None, Some("echo nope; exit 1"))
+        };
+        let err = install(&spec(&dest), &no_rollback, b"new\n", false)
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -833,5 +958,67 @@ mod tests {
         );
         assert!(err.to_string().starts_with("cannot rename "), "{err}");
         assert_eq!(others(dir.path(), &["app.conf"]), Vec::<String>::new());
+    }
+
+    /// A reload that fails once: the previous file (content and mode) is back, reload_cmd
+    /// ran again on it and passed; no staged file is left.
+    #[tokio::test]
+    async fn failed_reload_rolls_back_the_previous_file_and_reloads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("app.conf");
+        fs::write(&dest, b"old\n").unwrap();
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o640)).unwrap();
+        let (seen, flag) = (dir.path().join("seen"), dir.path().join("failed-once"));
+        let reload = format!(
+            "cat {{{{.dest}}}} >> {seen}; test -e {flag} && exit 0; touch {flag}; echo refused; exit 1",
+            seen = seen.display(),
+            flag = flag.display()
+        );
+        let err = install(&spec(&dest), &hooks(None, Some(&reload)), b"new\n", false)
+            .await
+            .unwrap_err();
+        let InstallError::RolledBack { rollback, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(rollback.restored, Restored::Previous);
+        assert!(rollback.reload.is_ok());
+        assert!(
+            err.to_string().ends_with(
+                "failed (exit status 1): refused; rolled back: the previous file is back, and reload_cmd passed after the rollback"
+            ),
+            "{err}"
+        );
+        assert_eq!(fs::read(&dest).unwrap(), b"old\n");
+        assert_eq!(
+            fs::metadata(&dest).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
+        assert_eq!(fs::read_to_string(&seen).unwrap(), "new\nold\n");
+        assert_eq!(
+            others(dir.path(), &["app.conf", "seen", "failed-once"]),
+            Vec::<String>::new()
+        );
+    }
+
+    /// Nothing to roll back to: a destination that did not exist is removed again, and the
+    /// reload after it is reported whatever it did.
+    #[tokio::test]
+    async fn failed_reload_of_a_new_file_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("app.conf");
+        let err = install(&spec(&dest), &hooks(None, Some("exit 3")), b"new\n", false)
+            .await
+            .unwrap_err();
+        let InstallError::RolledBack { rollback, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(rollback.restored, Restored::Removed);
+        assert!(rollback.reload.is_err());
+        assert!(
+            err.to_string().contains("rolled back: there was no file before; the new one was removed, but reload_cmd after the rollback"),
+            "{err}"
+        );
+        assert!(!dest.exists());
+        assert!(others(dir.path(), &[]).is_empty());
     }
 }

@@ -197,6 +197,33 @@ pub(super) fn commit(staged: StagedFile, dest: &Path) -> Result<(), InstallError
     Ok(())
 }
 
+/// Rollback: writes `previous` (content, owner, mode) back over `dest` as an install does,
+/// or, when there was no file before (`None`), removes `dest` and fsyncs the directory.
+/// The owner is set only where it differs from the process's (a non-root daemon cannot
+/// give a file away, and needs not for files it made).
+pub(super) fn put_back(
+    dest: &Path,
+    previous: Option<&LiveFile>,
+) -> Result<super::Restored, InstallError> {
+    let Some(prev) = previous else {
+        fs::remove_file(dest).map_err(|source| InstallError::Stage {
+            path: dest.to_owned(),
+            step: "remove (rollback)",
+            source,
+        })?;
+        let dir = dest_dir(dest);
+        if let Err(error) = File::open(dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(dir = %dir.display(), %error, "cannot fsync directory after removal");
+        }
+        return Ok(super::Restored::Removed);
+    };
+    let uid = (prev.uid != nix::unistd::geteuid().as_raw()).then_some(prev.uid);
+    let gid = (prev.gid != nix::unistd::getegid().as_raw()).then_some(prev.gid);
+    let file = stage(dest, &prev.bytes, prev.mode, uid, gid)?;
+    commit(file, dest)?;
+    Ok(super::Restored::Previous)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,27 +1,36 @@
 //! One resource's task under `reconfd run`: the sole owner of its [`Batcher`] (debounce,
 //! max wait, retry backoff, reload budget) and of whether a reload is owed.
 //!
-//! Waits on: the snapshot channel (the etcd task's `watch`), its one timer, cancellation.
+//! Waits on: the snapshot channel (the etcd task's `watch`), its one timer, its commands
+//! (an operator's approval of a held render), cancellation.
 //! Sends: a [`Report`] after every reconcile. Cancellation is observed only while waiting,
 //! so an install in progress finishes (or fails before the rename) before the actor stops.
 //!
 //! A reconcile renders the latest snapshot and stages and checks the file; only then does
 //! the actor ask its batcher for the reload permit, and on a refusal drops the staged file
 //! and reports [`Done::Deferred`] instead of committing.
+//!
+//! Before rendering, the resource's [`crate::guard::Guard`] looks at how many keys its view
+//! holds against the count at its last install (kept here and handed over across a SIGHUP;
+//! a fresh daemon has none, so only `min_keys` applies until its first install). A held
+//! render reports [`Status::Held`], logs one warning when the hold starts, and is evaluated
+//! again on every change; [`ActorCommand::Approve`] lets the current render through once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{
-    done_of, finish, owed_after, InstallMode, Prepared, ReconcileError, Reconciled, Status,
+    done_of, finish, owed_after, Approval, InstallMode, Prepared, ReconcileError, Reconciled,
+    Status,
 };
 use crate::batch::{Action, Batcher, Budget, Done};
+use crate::guard::Hold;
 use crate::install::Staging;
 use crate::store::KvView;
 use crate::store::Snapshot;
@@ -35,6 +44,13 @@ pub struct Report {
     pub status: Status,
     /// When it started: the instant the batcher said [`Action::Reconcile`].
     pub started: Instant,
+}
+
+/// A request to one actor, from the supervisor.
+#[derive(Debug)]
+pub enum ActorCommand {
+    /// Install the held render (once); answered with what came of it.
+    Approve(oneshot::Sender<Approval>),
 }
 
 /// What a generation's actors share: where snapshots come from, when to stop, the render
@@ -66,6 +82,8 @@ struct Carried {
     owed: BTreeSet<PathBuf>,
     /// Reload budgets, so reloads spent before a SIGHUP still count after it.
     budgets: BTreeMap<PathBuf, Budget>,
+    /// Watched keys at the last install, so a SIGHUP does not lift `max_shrink`.
+    installed_keys: BTreeMap<PathBuf, usize>,
 }
 
 impl Handover {
@@ -81,6 +99,21 @@ impl Handover {
             } else {
                 c.owed.remove(dest);
             }
+        }
+    }
+
+    /// How many watched keys the last install of `dest` rendered, if it was installed (or
+    /// found in sync) since the daemon started.
+    pub fn installed_keys(&self, dest: &Path) -> Option<usize> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|c| c.installed_keys.get(dest).copied())
+    }
+
+    fn set_installed_keys(&self, dest: &Path, keys: usize) {
+        if let Ok(mut c) = self.0.lock() {
+            c.installed_keys.insert(dest.to_owned(), keys);
         }
     }
 
@@ -100,6 +133,8 @@ impl Handover {
 pub struct Actor {
     prepared: Arc<Prepared>,
     wiring: Wiring,
+    /// The supervisor's requests to this actor; `None` when nobody sends any.
+    commands: Option<mpsc::UnboundedReceiver<ActorCommand>>,
 }
 
 /// What the actor keeps between reconciles, besides its batcher.
@@ -114,6 +149,12 @@ struct Follow {
     view: Arc<KvView>,
     /// The last install's reload failed: the next reconcile reloads even if nothing changed.
     reload_owed: bool,
+    /// Watched keys at the last install (or in-sync reconcile); `None` before the first.
+    installed_keys: Option<usize>,
+    /// Why the guard holds the render, while it does (the warning was logged).
+    held: Option<Hold>,
+    /// An operator approved the held render: the guard lets the next install through.
+    approved: bool,
 }
 
 /// The batcher's clock: tokio's (so paused time in tests moves it), as a std `Instant`.
@@ -124,7 +165,17 @@ fn now() -> std::time::Instant {
 impl Actor {
     /// An actor for `prepared`, wired to its generation.
     pub fn new(prepared: Arc<Prepared>, wiring: Wiring) -> Self {
-        Actor { prepared, wiring }
+        Actor {
+            prepared,
+            wiring,
+            commands: None,
+        }
+    }
+
+    /// Takes requests (approvals) from `commands`.
+    pub fn with_commands(mut self, commands: mpsc::UnboundedReceiver<ActorCommand>) -> Self {
+        self.commands = Some(commands);
+        self
     }
 
     /// Follows snapshots until the generation stops, then hands its reload budget over.
@@ -166,6 +217,11 @@ impl Actor {
                     }
                 }
                 () = sleep_until(timer) => action = batcher.on_timer(now()),
+                Some(command) = next_command(&mut self.commands) => {
+                    if let Some(next) = self.on_command(command, &mut state, batcher) {
+                        action = next;
+                    }
+                }
             }
         }
     }
@@ -187,6 +243,9 @@ impl Actor {
             seen: first.seq,
             denied_logged: Vec::new(),
             reload_owed: self.wiring.handover.owes_reload(&r.dest),
+            installed_keys: self.wiring.handover.installed_keys(&r.dest),
+            held: None,
+            approved: false,
         })
     }
 
@@ -222,8 +281,17 @@ impl Actor {
             )
         } else {
             let view = state.view.clone();
-            let result = self.install(view, state.reload_owed, batcher).await;
+            let keys = view.entries.len();
+            let result = match self.guard(state, keys) {
+                // Traced like any reconcile, so each evaluation of a hold is in the log.
+                Some(hold) => {
+                    let held = async move { Ok(Reconciled::Held(hold)) };
+                    self.prepared.traced(view.revision, held).await
+                }
+                None => self.install(view, state.reload_owed, batcher).await,
+            };
             state.reload_owed = owed_after(&result, state.reload_owed);
+            self.note_installed(state, &result, keys);
             (done_of(&result), Status::of(&result, state.view.revision))
         };
         self.wiring.handover.set_owed(&r.dest, state.reload_owed);
@@ -233,6 +301,86 @@ impl Actor {
             started,
         });
         batcher.on_done(now(), done)
+    }
+
+    /// Whether the guard holds a render of `keys` keys (an approval lets it through); logs
+    /// one warning when a hold starts.
+    fn guard(&self, state: &mut Follow, keys: usize) -> Option<Hold> {
+        let r = &self.prepared.resource;
+        let hold = r.batch.guard.check(keys, state.installed_keys).err()?;
+        if state.approved {
+            info!(
+                message_id = crate::logging::GUARD_RELEASED,
+                "{}: installing the approved render ({hold})",
+                r.file.display()
+            );
+            return None;
+        }
+        if state.held.is_none() {
+            warn!(
+                message_id = crate::logging::GUARD_HELD,
+                reconfd.keys = keys,
+                "{}: render held, the live file stays as it is: {hold}; it installs when the keys are back within the guard, or after `reconfd approve {}`",
+                r.file.display(),
+                r.name
+            );
+        }
+        state.held = Some(hold);
+        Some(hold)
+    }
+
+    /// After a reconcile past the guard: a file now in line with `keys` keys becomes the
+    /// count the guard compares with, ends a hold and uses up an approval.
+    fn note_installed(
+        &self,
+        state: &mut Follow,
+        result: &Result<Reconciled, ReconcileError>,
+        keys: usize,
+    ) {
+        let in_line = matches!(
+            result,
+            Ok(Reconciled::Installed { .. } | Reconciled::Unchanged | Reconciled::Reloaded)
+        );
+        if !in_line {
+            return;
+        }
+        let r = &self.prepared.resource;
+        if state.held.take().is_some() && !state.approved {
+            info!(
+                message_id = crate::logging::GUARD_RELEASED,
+                reconfd.keys = keys,
+                "{}: no longer held: the watched keys are back within the guard ({keys} keys)",
+                r.file.display()
+            );
+        }
+        state.approved = false;
+        state.installed_keys = Some(keys);
+        self.wiring.handover.set_installed_keys(&r.dest, keys);
+    }
+
+    /// Answers a command; the batcher's next step when it asks for a reconcile.
+    fn on_command(
+        &self,
+        command: ActorCommand,
+        state: &mut Follow,
+        batcher: &mut Batcher,
+    ) -> Option<Action> {
+        match command {
+            ActorCommand::Approve(reply) => {
+                let r = &self.prepared.resource;
+                let Some(hold) = state.held else {
+                    let _ = reply.send(Approval::NotHeld);
+                    return None;
+                };
+                info!(
+                    "{}: approval received for the held render ({hold})",
+                    r.file.display()
+                );
+                state.approved = true;
+                let _ = reply.send(Approval::Accepted);
+                Some(batcher.request(now()))
+            }
+        }
     }
 
     /// Logs the watched keys etcd refuses when that set changed; whether there are any.
@@ -279,6 +427,22 @@ impl Actor {
             Ok(finish(staging, mode, owed).await?)
         })
         .await
+    }
+}
+
+/// The next command; never, without a channel or once it is closed.
+async fn next_command(
+    commands: &mut Option<mpsc::UnboundedReceiver<ActorCommand>>,
+) -> Option<ActorCommand> {
+    match commands {
+        Some(rx) => match rx.recv().await {
+            Some(c) => Some(c),
+            None => {
+                *commands = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

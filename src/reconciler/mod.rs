@@ -8,6 +8,11 @@
 //!
 //! Nothing outside this module renders or installs: callers hand it a view and get an
 //! outcome. When to reconcile is the actor's [`crate::batch::Batcher`]'s business.
+//!
+//! Before a render: the view's keys and values must be text ([`KvView::check_text`], in
+//! [`Prepared::render_and_stage`], so `once` and `run` decide alike), and the caller asks the
+//! resource's [`crate::guard::Guard`] whether the render may go ahead at all (the actor with
+//! its last install's count, `once` without one); a held render is [`Reconciled::Held`].
 
 pub mod actor;
 pub mod prepared;
@@ -21,12 +26,13 @@ use tokio::sync::Semaphore;
 use tracing::{debug, error, info, info_span, Instrument};
 
 use crate::batch::Done;
+use crate::guard::Hold;
 use crate::install::{self, Change, InstallError, Staging};
 use crate::metrics::{self, Step};
 use crate::store::KvView;
 use crate::template::TemplateError;
 
-pub use actor::{Actor, Handover, Report, Wiring};
+pub use actor::{Actor, ActorCommand, Handover, Report, Wiring};
 pub use prepared::{load, Loaded, Prepared};
 
 /// How installs are carried out, for a whole `once` pass or daemon.
@@ -60,6 +66,9 @@ pub enum Reconciled {
         /// When a reload is permitted again.
         until: std::time::Instant,
     },
+    /// The guard holds the render: nothing was rendered or written, the live file stays.
+    /// Re-evaluated on the next change; an approval lets it through once.
+    Held(Hold),
     /// The new file is in place (and the reload, if any, succeeded).
     Installed {
         /// Why it was installed.
@@ -75,6 +84,10 @@ pub enum ReconcileError {
     /// The template failed to render; nothing was written.
     #[error("render failed: {0}")]
     Render(#[from] TemplateError),
+    /// A watched key or value is not text (see [`crate::store::text`]); nothing was
+    /// rendered or written.
+    #[error("not rendered: {0}")]
+    NotText(#[from] crate::store::NotText),
     /// Staging, checking, installing or reloading failed.
     #[error(transparent)]
     Install(#[from] InstallError),
@@ -85,8 +98,10 @@ impl ReconcileError {
     pub fn step(&self) -> &'static str {
         match self {
             Self::Render(_) => "render failed",
+            Self::NotText(_) => "a key or value is not text",
             Self::Install(InstallError::Check { .. }) => "check failed",
             Self::Install(InstallError::Reload { .. }) => "reload failed",
+            Self::Install(InstallError::RolledBack { .. }) => "reload failed, rolled back",
             Self::Install(_) => "install failed",
         }
     }
@@ -101,28 +116,14 @@ pub enum Status {
     Deferred,
     /// The last attempt failed (short reason); it is being retried.
     Failing(&'static str),
-}
-
-impl Status {
-    /// How a reconcile of a view at `revision` reads in STATUS=.
-    pub fn of(result: &Result<Reconciled, ReconcileError>, revision: i64) -> Self {
-        match result {
-            Ok(Reconciled::Deferred { .. }) => Status::Deferred,
-            Ok(_) => Status::InSync(revision),
-            Err(e) => Status::Failing(e.step()),
-        }
-    }
-}
-
-impl Status {
-    /// The state's name in `reconfd status`, `/readyz` and `reconfd_resource_state`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Status::InSync(_) => "in_sync",
-            Status::Deferred => "deferred",
-            Status::Failing(_) => "failing",
-        }
-    }
+    /// The guard holds a render that lost keys; the live file stays until the keys come back
+    /// or an operator approves.
+    Held {
+        /// Keys in the watched keys now.
+        keys: usize,
+        /// Keys at the last install (0 when there was none since the daemon started).
+        last: usize,
+    },
 }
 
 /// What an approval of a held render came to.
@@ -137,21 +138,56 @@ pub enum Approval {
     Unknown,
 }
 
+impl Status {
+    /// How a reconcile of a view at `revision` reads in STATUS=.
+    pub fn of(result: &Result<Reconciled, ReconcileError>, revision: i64) -> Self {
+        match result {
+            Ok(Reconciled::Deferred { .. }) => Status::Deferred,
+            Ok(Reconciled::Held(hold)) => Status::Held {
+                keys: hold.keys(),
+                last: hold.last().unwrap_or(0),
+            },
+            Ok(_) => Status::InSync(revision),
+            Err(e) => Status::Failing(e.step()),
+        }
+    }
+}
+
+impl Status {
+    /// The state's name in `reconfd status`, `/readyz` and `reconfd_resource_state`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::InSync(_) => "in_sync",
+            Status::Deferred => "deferred",
+            Status::Failing(_) => "failing",
+            Status::Held { .. } => "held",
+        }
+    }
+}
+
 /// What the batcher needs to know of a reconcile.
 pub fn done_of(result: &Result<Reconciled, ReconcileError>) -> Done {
     match result {
         Ok(Reconciled::Deferred { until }) => Done::Deferred(*until),
         Ok(Reconciled::Installed { .. } | Reconciled::Reloaded) => Done::Installed,
-        Ok(Reconciled::Unchanged | Reconciled::WouldInstall { .. }) => Done::Unchanged,
+        // A held render waits for a change or an approval, not for a retry timer.
+        Ok(Reconciled::Unchanged | Reconciled::WouldInstall { .. } | Reconciled::Held(_)) => {
+            Done::Unchanged
+        }
         Err(_) => Done::Failed,
     }
 }
 
 /// Whether a reload is owed after a reconcile, given whether one was owed before: a failed
-/// reload leaves the new file installed and the reload owed; a reload that ran pays it.
+/// reload leaves the new file installed and the reload owed; a reload that ran pays it; a
+/// rollback whose reload passed leaves the service running the file on disk.
 pub fn owed_after(result: &Result<Reconciled, ReconcileError>, owed: bool) -> bool {
     match result {
         Err(ReconcileError::Install(InstallError::Reload { .. })) => true,
+        // The previous file is back: owed only if the service did not take it either.
+        Err(ReconcileError::Install(InstallError::RolledBack { rollback, .. })) => {
+            rollback.reload.is_err()
+        }
         Ok(Reconciled::Installed { .. } | Reconciled::Reloaded) => false,
         _ => owed,
     }
@@ -187,6 +223,7 @@ impl Prepared {
         view: Arc<KvView>,
         mode: InstallMode,
     ) -> Result<Staging, ReconcileError> {
+        view.check_text(self.resource.lossy_utf8)?;
         let started = std::time::Instant::now();
         let rendered = self.template.render(view);
         crate::metrics::observe(Step::Render, started.elapsed());
@@ -234,11 +271,15 @@ fn outcome_of(result: &Result<Reconciled, ReconcileError>) -> metrics::Outcome {
         Ok(Reconciled::Reloaded) => Outcome::Reloaded,
         Ok(Reconciled::WouldInstall { .. }) => Outcome::WouldInstall,
         Ok(Reconciled::Deferred { .. }) => Outcome::Deferred,
+        Ok(Reconciled::Held(_)) => Outcome::Held,
         Err(e) => {
             let step = match e {
-                ReconcileError::Render(_) => Failure::Render,
+                // Not text: the render cannot start, as for a template error.
+                ReconcileError::Render(_) | ReconcileError::NotText(_) => Failure::Render,
                 ReconcileError::Install(InstallError::Check { .. }) => Failure::Check,
-                ReconcileError::Install(InstallError::Reload { .. }) => Failure::Reload,
+                ReconcileError::Install(
+                    InstallError::Reload { .. } | InstallError::RolledBack { .. },
+                ) => Failure::Reload,
                 ReconcileError::Install(_) => Failure::Install,
             };
             Outcome::Failed(step, e.to_string())
@@ -282,7 +323,7 @@ fn log_result(result: &Result<Reconciled, ReconcileError>, elapsed: std::time::D
         Ok(Reconciled::Unchanged) => info!(elapsed_ms, "in sync"),
         // The install steps already logged what they installed and why.
         Ok(outcome) => debug!(elapsed_ms, "{}", outcome_text(outcome)),
-        Err(e @ ReconcileError::Render(_)) => {
+        Err(e @ (ReconcileError::Render(_) | ReconcileError::NotText(_))) => {
             error!(message_id = crate::logging::RENDER_FAILED, "{e}")
         }
         Err(e) => error!("{e}"),
@@ -294,6 +335,7 @@ fn outcome_text(o: &Reconciled) -> &'static str {
         Reconciled::Unchanged => "in sync",
         Reconciled::WouldInstall { .. } => "would change (noop)",
         Reconciled::Deferred { .. } => "deferred by the reload limit",
+        Reconciled::Held(_) => "held by the guard",
         Reconciled::Reloaded => "reloaded (owed from an earlier failure)",
         Reconciled::Installed { reloaded: true, .. } => "installed and reloaded",
         Reconciled::Installed {

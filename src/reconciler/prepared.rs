@@ -46,6 +46,7 @@ impl Prepared {
             reload: command(&r.reload_cmd),
             check_timeout: r.check_timeout,
             reload_timeout: r.reload_timeout,
+            rollback: r.rollback,
         }
     }
 }

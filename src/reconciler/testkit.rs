@@ -157,9 +157,26 @@ impl Scratch {
             check_timeout: Duration::from_secs(30),
             reload_timeout: Duration::from_secs(30),
             batch,
+            rollback: true,
+            lossy_utf8: false,
         };
         let template = Template::load_as(&src, EngineKind::Tera).unwrap();
         Prepared { resource, template }
+    }
+
+    /// A resource `name` listing the values under `/app` one per line into `<name>.conf`
+    /// here (watching `/app`), with `guard`: what the guard tests count.
+    pub fn list_resource(&self, name: &str, guard: crate::guard::Guard) -> Prepared {
+        let mut p = self.resource(name, batch(500, 5000, None), None, None);
+        let src = self.path(&format!("{name}.tera"));
+        std::fs::write(
+            &src,
+            "{% for v in getvs(pattern=\"/app/*\") %}{{ v }}\n{% endfor %}",
+        )
+        .unwrap();
+        p.resource.batch.guard = guard;
+        p.template = Template::load_as(&src, EngineKind::Tera).unwrap();
+        p
     }
 
     /// A shell command appending a line to `log` here, then succeeding only if `flag`
@@ -184,6 +201,7 @@ pub fn batch(debounce_ms: u64, max_wait_ms: u64, reload_limit: Option<&str>) -> 
         max_wait: Duration::from_millis(max_wait_ms),
         reload_limit: reload_limit.map(|l| l.parse().unwrap()),
         leading: false,
+        guard: crate::guard::Guard::default(),
     }
 }
 
@@ -208,6 +226,26 @@ impl Feed {
         let next = current.successor(current.revision + 1, kvs);
         self.tx.send_replace(Arc::new(next));
     }
+}
+
+impl Feed {
+    /// Publishes the state with exactly `/app/<v> = <v>` for each of `values`.
+    pub fn set(&self, values: &[&str]) {
+        let current = self.tx.borrow().clone();
+        let mut kvs = KeyMap::new();
+        for v in values {
+            kvs.insert(format!("/app/{v}"), (*v).to_owned());
+        }
+        let next = current.successor(current.revision + 1, kvs);
+        self.tx.send_replace(Arc::new(next));
+    }
+}
+
+/// What a resource from [`Scratch::list_resource`] renders for `values` (sorted).
+pub fn listed(values: &[&str]) -> String {
+    let mut v = values.to_vec();
+    v.sort();
+    v.iter().map(|v| format!("{v}\n")).collect()
 }
 
 /// What a resource from [`Scratch::resource`] renders for `value`.

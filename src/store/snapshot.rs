@@ -34,6 +34,9 @@ pub struct Snapshot {
     /// Watched keys (full keys, as resources name them) the etcd user may not read: their
     /// values are missing here, so a resource watching one must not render.
     pub denied: Arc<[String]>,
+    /// Full keys whose key or value was not valid UTF-8 (held lossily in `kvs`); whether a
+    /// resource may render them is [`KvView::check_text`]'s decision.
+    pub not_text: imbl::OrdSet<String>,
 }
 
 impl Snapshot {
@@ -41,6 +44,7 @@ impl Snapshot {
     /// `prefix` stripped, as confd's store holds them.
     pub fn view(&self, prefix: &str, watched: &[String]) -> KvView {
         let mut entries = BTreeMap::new();
+        let mut not_text = std::collections::BTreeSet::new();
         for w in merge_prefixes(watched) {
             for (k, v) in self
                 .kvs
@@ -48,12 +52,17 @@ impl Snapshot {
                 .take_while(|(k, _)| k.starts_with(w.as_str()))
             {
                 if keys::covers(&w, k) {
-                    entries.insert(keys::strip(prefix, k), v.clone());
+                    let rel = keys::strip(prefix, k);
+                    if self.not_text.contains(k) {
+                        not_text.insert(rel.clone());
+                    }
+                    entries.insert(rel, v.clone());
                 }
             }
         }
         let mut view = KvView::new(self.revision, prefix, entries);
         view.seq = self.seq;
+        view.not_text = not_text;
         view
     }
 
@@ -73,6 +82,11 @@ impl Snapshot {
                 continue;
             }
             let rel = keys::strip(prefix, k);
+            if self.not_text.contains(k) {
+                v.not_text.insert(rel.clone());
+            } else {
+                v.not_text.remove(&rel);
+            }
             match self.kvs.get(k) {
                 Some(value) => {
                     v.entries.insert(rel, value.clone());
@@ -103,7 +117,8 @@ impl Snapshot {
     }
 
     /// The next snapshot after `self`, holding `kvs` at `revision`, with the same keys
-    /// denied; `changed` lists what differs.
+    /// denied; `changed` lists what differs. Keys not text here stay so where their value is
+    /// unchanged (a full read passes its own set on: [`Snapshot::with_not_text`]).
     pub fn successor(&self, revision: i64, kvs: KeyMap) -> Snapshot {
         let mut changed: Vec<String> = kvs
             .iter()
@@ -111,6 +126,12 @@ impl Snapshot {
             .map(|(k, _)| k.clone())
             .collect();
         changed.extend(self.kvs.keys().filter(|k| !kvs.contains_key(*k)).cloned());
+        let not_text = self
+            .not_text
+            .iter()
+            .filter(|k| kvs.get(*k).is_some() && kvs.get(*k) == self.kvs.get(*k))
+            .cloned()
+            .collect();
         Snapshot {
             revision,
             seq: self.seq + 1,
@@ -118,7 +139,41 @@ impl Snapshot {
             since: self.seq,
             changed,
             denied: self.denied.clone(),
+            not_text,
         }
+    }
+
+    /// Stores `bytes` under `key` (decoded by [`text::decode`](super::text::decode)), and
+    /// marks the key when either was not valid UTF-8. The one way etcd's bytes enter a
+    /// snapshot; a put of text unmarks the key.
+    pub fn put_bytes(&mut self, key: &[u8], value: &[u8]) -> String {
+        let (key, key_ok) = super::text::decode(key);
+        let (value, value_ok) = super::text::decode(value);
+        if key_ok && value_ok {
+            self.not_text.remove(&key);
+        } else {
+            self.not_text.insert(key.clone());
+        }
+        self.kvs.insert(key.clone(), value);
+        key
+    }
+
+    /// This snapshot (a [`Snapshot::successor`]) with `not_text` as the set of keys that are
+    /// not text. A key whose mark alone changed (bytes that decode to the same string) is
+    /// added to `changed`, so views patched from it see the new mark.
+    pub fn with_not_text(mut self, not_text: imbl::OrdSet<String>) -> Self {
+        let flipped: Vec<String> = not_text
+            .clone()
+            .symmetric_difference(self.not_text.clone())
+            .into_iter()
+            .collect();
+        if !flipped.is_empty() {
+            self.changed.extend(flipped);
+            self.changed.sort();
+            self.changed.dedup();
+        }
+        self.not_text = not_text;
+        self
     }
 }
 
@@ -208,5 +263,54 @@ mod tests {
         e.refresh(&mut view, "/dc1", &watched);
         assert_eq!(view.get("/s/f"), Some("6"));
         assert_eq!(view.seq, e.seq);
+    }
+
+    /// A value that is not UTF-8 fails the view's check naming the full key, unless lossy;
+    /// a put of text clears it (patched and rebuilt views agree); a key with a newline
+    /// always fails.
+    #[test]
+    fn keys_and_values_that_are_not_text_are_tracked_and_refused() {
+        let watched = vec!["/dc1/s".to_string()];
+        let mut a = Snapshot {
+            revision: 3,
+            seq: 1,
+            ..Default::default()
+        };
+        a.put_bytes(b"/dc1/s/ok", b"fine");
+        a.put_bytes(b"/dc1/s/bad", b"x\xff");
+        let mut view = Arc::new(a.view("/dc1", &watched));
+        assert_eq!(view.get("/s/bad"), Some("x\u{fffd}"));
+        assert_eq!(
+            view.check_text(false).unwrap_err().to_string(),
+            "etcd key /dc1/s/bad: the key or its value is not valid UTF-8 (set lossy_utf8 = true in the resource to render it with U+FFFD)"
+        );
+        assert_eq!(view.check_text(true), Ok(()));
+
+        let mut b = a.successor(4, a.kvs.clone());
+        assert!(
+            b.not_text.contains("/dc1/s/bad"),
+            "unchanged value keeps its mark"
+        );
+        b.put_bytes(b"/dc1/s/bad", b"now text");
+        b.changed = vec!["/dc1/s/bad".into()];
+        b.refresh(&mut view, "/dc1", &watched);
+        assert_eq!(*view, b.view("/dc1", &watched));
+        assert_eq!(view.check_text(false), Ok(()));
+
+        // A re-read finds the same string, now from bytes that were not UTF-8: the mark
+        // alone changes, and the patched view follows it.
+        let marked = imbl::OrdSet::unit("/dc1/s/ok".to_owned());
+        let r = b.successor(5, b.kvs.clone()).with_not_text(marked);
+        assert_eq!(r.changed, vec!["/dc1/s/ok".to_owned()]);
+        r.refresh(&mut view, "/dc1", &watched);
+        assert_eq!(view.not_text.iter().collect::<Vec<_>>(), ["/s/ok"]);
+
+        let mut c = b.successor(5, b.kvs.clone());
+        c.put_bytes(b"/dc1/s/x\ny", b"v");
+        let e = c.view("/dc1", &watched).check_text(true).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "etcd key /dc1/s/x\\ny: the key holds a control character; keys must be names"
+        );
     }
 }

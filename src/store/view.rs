@@ -22,6 +22,8 @@ pub struct KvView {
     pub prefix: String,
     /// Relative key → value, sorted by key.
     pub entries: BTreeMap<String, String>,
+    /// Relative keys whose key or value was not valid UTF-8 (held lossily in `entries`).
+    pub not_text: BTreeSet<String>,
 }
 
 impl KvView {
@@ -36,6 +38,25 @@ impl KvView {
             seq: 0,
             prefix: prefix.into(),
             entries,
+            not_text: BTreeSet::new(),
+        }
+    }
+
+    /// Whether this view may be rendered: the one decision about keys and values that are
+    /// not text (see [`super::text`]). A key with a control character always fails; a key
+    /// or value that was not valid UTF-8 fails unless `lossy_utf8`. The first such key (in
+    /// key order) is named.
+    pub fn check_text(&self, lossy_utf8: bool) -> Result<(), super::NotText> {
+        if let Some(k) = self.entries.keys().find(|k| super::text::has_control(k)) {
+            return Err(super::NotText::ControlInKey {
+                key: self.full_key(k),
+            });
+        }
+        match self.not_text.first() {
+            Some(k) if !lossy_utf8 => Err(super::NotText::InvalidUtf8 {
+                key: self.full_key(k),
+            }),
+            _ => Ok(()),
         }
     }
 

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::{run, Notifier, Options, SnapshotSource, Task};
 use crate::config::{EtcdSettings, Overrides, Settings};
 use crate::etcd::watch::Health;
-use crate::reconciler::testkit::{advance_to, rendered, settle, within, Feed, FrozenClock};
-use crate::reconciler::InstallMode;
+use crate::reconciler::testkit::{advance_to, listed, rendered, settle, within, Feed, FrozenClock};
+use crate::reconciler::{Approval, InstallMode};
 use crate::store::Snapshot;
 
 const MS: Duration = Duration::from_millis(1);
@@ -160,6 +160,15 @@ struct Daemon {
 }
 
 fn start(c: &Confdir, dests: &[&Path]) -> Daemon {
+    start_with(c, dests, None)
+}
+
+/// [`start`], with the control socket's end of the command channel.
+fn start_with(
+    c: &Confdir,
+    dests: &[&Path],
+    commands: Option<mpsc::Receiver<crate::control::Command>>,
+) -> Daemon {
     let (feed, upstream) = Feed::new();
     let (events_tx, events) = mpsc::unbounded_channel();
     let notifier = Arc::new(Recorder {
@@ -174,7 +183,7 @@ fn start(c: &Confdir, dests: &[&Path]) -> Daemon {
     let options = Options {
         mode: InstallMode::default(),
         notifier,
-        commands: None,
+        commands,
     };
     let task = tokio::spawn(run(
         c.loader(),
@@ -241,9 +250,9 @@ async fn ready_comes_after_every_first_reconcile() {
     d.shut_down().await;
 }
 
-/// A reload hands the owed reload and the reload budget to the next generation: its first
-/// reconcile runs the owed reload although the file is in sync, and the budget spent before
-/// the reload still defers the next install.
+/// A reload hands the owed reload (without rollback) and the reload budget to the next
+/// generation: its first reconcile runs the owed reload although the file is in sync, and the
+/// budget spent before the reload still defers the next install.
 #[tokio::test(start_paused = true)]
 async fn reload_hands_owed_reload_and_budget_to_the_next_generation() {
     let _clock = FrozenClock::hold();
@@ -254,7 +263,7 @@ async fn reload_hands_owed_reload_and_budget_to_the_next_generation() {
         "app",
         &format!(
             "check_cmd = \"true\"\nreload_cmd = \"echo run >> {}; test -e {}\"\n\
-             debounce = \"500ms\"\nreload_limit = \"1/1h\"\n",
+             debounce = \"500ms\"\nreload_limit = \"1/1h\"\nrollback = false\n",
             reloads.display(),
             ok.display()
         ),
@@ -355,4 +364,78 @@ async fn shutdown_waits_for_an_install_in_flight() {
         .collect();
     left.sort();
     assert_eq!(left, ["app.conf"]);
+}
+
+/// `reconfd approve`'s path: a Command::Approve reaches the held resource's actor, which
+/// installs the held render at once; the STATUS= line says held, then in sync. An unknown
+/// name, or a resource that holds nothing, is answered as such.
+#[tokio::test(start_paused = true)]
+async fn approve_installs_a_held_render_through_the_command_channel() {
+    let _clock = FrozenClock::hold();
+    let c = Confdir::new();
+    std::fs::write(
+        c.path("templates/list.tera"),
+        "{% for v in getvs(pattern=\"/app/*\") %}{{ v }}\n{% endfor %}",
+    )
+    .unwrap();
+    let app = c.path("out/app.conf");
+    std::fs::write(
+        c.path("conf.d/app.toml"),
+        format!(
+            "[template]\nsrc = \"list.tera\"\ndest = \"{}\"\nkeys = [\"/app\"]\nmax_shrink = \"50%\"\n",
+            app.display()
+        ),
+    )
+    .unwrap();
+    let (commands, rx) = mpsc::channel(4);
+    let mut d = start_with(&c, &[&app], Some(rx));
+    let approve = |name: &str| {
+        let (reply, answer) = oneshot::channel();
+        let command = crate::control::Command::Approve {
+            resource: name.to_owned(),
+            reply,
+        };
+        let commands = commands.clone();
+        async move {
+            commands.send(command).await.unwrap();
+            within("the approval's answer", answer).await.unwrap()
+        }
+    };
+    let t0 = Instant::now();
+    d.feed.set(&["a", "b", "c", "d"]);
+    let four = Some(listed(&["a", "b", "c", "d"]));
+    assert_eq!(
+        d.event().await,
+        (
+            t0,
+            Event::Ready(
+                "1 resource in sync at revision 1 via test".into(),
+                vec![four.clone()]
+            )
+        )
+    );
+    assert_eq!(approve("app").await, Approval::NotHeld);
+    assert_eq!(approve("nope").await, Approval::Unknown);
+
+    d.feed.set(&["a"]);
+    advance_to(t0 + 500 * MS).await;
+    assert_eq!(
+        d.event().await,
+        (
+            t0 + 500 * MS,
+            Event::Status("0 resources in sync via test; 1 held (app: 1 of 4 keys)".into())
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&app).ok(), four);
+
+    assert_eq!(approve("app").await, Approval::Accepted);
+    assert_eq!(
+        d.event().await,
+        (
+            t0 + 500 * MS,
+            Event::Status("1 resource in sync at revision 2 via test".into())
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&app).ok(), Some(listed(&["a"])));
+    d.shut_down().await;
 }

@@ -18,6 +18,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 pub mod restore;
 
+pub mod nginx;
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take). One test
 /// binary never hands out the same port twice: its tests run in parallel, and the kernel may
 /// give a port just released here to another test's `bind(0)` before the first child took it.

@@ -50,6 +50,7 @@ fn put(key: &str, value: &str, rev: i64) -> KeyEvent {
         key: key.into(),
         value: Some(value.into()),
         mod_revision: rev,
+        not_text: false,
     }
 }
 
@@ -58,6 +59,7 @@ fn del(key: &str, rev: i64) -> KeyEvent {
         key: key.into(),
         value: None,
         mod_revision: rev,
+        not_text: false,
     }
 }
 

@@ -9,12 +9,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Actor, Handover, Report, Wiring};
+use super::{Actor, ActorCommand, Handover, Report, Wiring};
 use crate::batch::{Action, Batcher};
+use crate::guard::Guard;
 use crate::reconciler::testkit::{
-    advance_to, batch, rendered, settle, within, Feed, FrozenClock, Scratch,
+    advance_to, batch, listed, rendered, settle, within, Feed, FrozenClock, Scratch,
 };
-use crate::reconciler::{render_permits, InstallMode, Prepared, Status};
+use crate::reconciler::{render_permits, Approval, InstallMode, Prepared, Status};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -26,6 +27,8 @@ struct Rig {
     reports: mpsc::UnboundedReceiver<Report>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// The supervisor's end of the actor's command channel.
+    commands: mpsc::UnboundedSender<ActorCommand>,
 }
 
 fn start(p: Prepared, mode: InstallMode, handover: &Handover) -> Rig {
@@ -40,17 +43,26 @@ fn start(p: Prepared, mode: InstallMode, handover: &Handover) -> Rig {
         handover: handover.clone(),
         mode,
     };
-    let task = tokio::spawn(Actor::new(Arc::new(p), wiring).run());
+    let (commands, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(Actor::new(Arc::new(p), wiring).with_commands(rx).run());
     Rig {
         t0: Instant::now(),
         feed,
         reports,
         cancel,
         task,
+        commands,
     }
 }
 
 impl Rig {
+    /// Asks the actor to approve its held render; its answer.
+    async fn approve(&self) -> Approval {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(ActorCommand::Approve(tx)).unwrap();
+        within("the approval's answer", rx).await.unwrap()
+    }
+
     /// The next report: when its reconcile started (after `t0`), and how it ended.
     async fn report(&mut self) -> (Duration, Status) {
         let r = within("a report", self.reports.recv())
@@ -184,14 +196,15 @@ async fn reload_limit_defers_the_install_and_never_drops_it() {
     rig.stop().await;
 }
 
-/// A failed reload leaves the new file installed and the reload owed: the retry finds the
+/// Without rollback, a failed reload leaves the new file installed and the reload owed: the retry finds the
 /// file in sync and still runs `reload_cmd`.
 #[tokio::test(start_paused = true)]
 async fn failed_reload_stays_owed_until_it_succeeds() {
     let _clock = FrozenClock::hold();
     let s = Scratch::new();
     let reload = s.logging_cmd("reloads", Some("ok"));
-    let p = s.resource("app", batch(500, 5000, None), Some("true"), Some(&reload));
+    let mut p = s.resource("app", batch(500, 5000, None), Some("true"), Some(&reload));
+    p.resource.rollback = false;
     let dest = p.resource.dest.clone();
     let handover = Handover::default();
     let mut rig = start(p, InstallMode::default(), &handover);
@@ -274,4 +287,178 @@ async fn cancel_stops_a_waiting_actor_and_keeps_its_budget() {
     next.resume_budget(budget);
     assert_eq!(next.request(now), Action::Reconcile);
     assert!(next.reload_permit(now).is_err());
+}
+
+fn guard(min_keys: usize, max_shrink: &str) -> Guard {
+    Guard {
+        min_keys,
+        max_shrink: max_shrink.parse().unwrap(),
+    }
+}
+
+/// A render that lost more than `max_shrink` of the keys is held: the live file stays, the
+/// status says held with both counts, a further change is evaluated again (still held), and
+/// the keys coming back within the guard install at once.
+#[tokio::test(start_paused = true)]
+async fn a_shrunken_render_is_held_until_the_keys_come_back() {
+    let _clock = FrozenClock::hold();
+    let s = Scratch::new();
+    let p = s.list_resource("app", guard(0, "50%"));
+    let handover = Handover::default();
+    let mut rig = start(p, InstallMode::default(), &handover);
+    let t0 = rig.t0;
+    rig.feed.set(&["a", "b", "c", "d"]);
+    assert_eq!(rig.report().await, (Duration::ZERO, Status::InSync(1)));
+    assert_eq!(s.read("app.conf"), Some(listed(&["a", "b", "c", "d"])));
+
+    rig.feed.set(&[]);
+    advance_to(t0 + 500 * MS).await;
+    let held = |keys| Status::Held { keys, last: 4 };
+    assert_eq!(rig.report().await, (500 * MS, held(0)));
+    rig.feed.set(&["a"]);
+    advance_to(t0 + 1000 * MS).await;
+    assert_eq!(rig.report().await, (1000 * MS, held(1)));
+    assert_eq!(s.read("app.conf"), Some(listed(&["a", "b", "c", "d"])));
+
+    rig.feed.set(&["a", "b", "c"]);
+    advance_to(t0 + 1500 * MS).await;
+    assert_eq!(rig.report().await, (1500 * MS, Status::InSync(4)));
+    assert_eq!(s.read("app.conf"), Some(listed(&["a", "b", "c"])));
+    // The guard now compares with 3 keys: 2 is a third less, within 50%.
+    rig.feed.set(&["a", "b"]);
+    advance_to(t0 + 2000 * MS).await;
+    assert_eq!(rig.report().await, (2000 * MS, Status::InSync(5)));
+    assert_eq!(handover.installed_keys(&s.path("app.conf")), Some(2));
+    rig.stop().await;
+}
+
+/// An approval installs the held render once, at once (no debounce); the guard then compares
+/// with that install, so the next drop is held again. Approving what is not held says so.
+#[tokio::test(start_paused = true)]
+async fn an_approval_installs_the_held_render_once() {
+    let _clock = FrozenClock::hold();
+    let s = Scratch::new();
+    let p = s.list_resource("app", guard(0, "50%"));
+    let mut rig = start(p, InstallMode::default(), &Handover::default());
+    let t0 = rig.t0;
+    rig.feed.set(&["a", "b", "c", "d"]);
+    assert_eq!(rig.report().await, (Duration::ZERO, Status::InSync(1)));
+    assert_eq!(rig.approve().await, Approval::NotHeld);
+
+    rig.feed.set(&["a"]);
+    advance_to(t0 + 500 * MS).await;
+    assert_eq!(
+        rig.report().await,
+        (500 * MS, Status::Held { keys: 1, last: 4 })
+    );
+    advance_to(t0 + 700 * MS).await;
+    assert_eq!(rig.approve().await, Approval::Accepted);
+    assert_eq!(rig.report().await, (700 * MS, Status::InSync(2)));
+    assert_eq!(s.read("app.conf"), Some(listed(&["a"])));
+    assert_eq!(rig.approve().await, Approval::NotHeld);
+
+    rig.feed.set(&[]);
+    advance_to(t0 + 1200 * MS).await;
+    assert_eq!(
+        rig.report().await,
+        (1200 * MS, Status::Held { keys: 0, last: 1 })
+    );
+    assert_eq!(s.read("app.conf"), Some(listed(&["a"])));
+    rig.stop().await;
+}
+
+/// `min_keys` holds even the first render (there is no file yet: none is created), and
+/// max_shrink does not: with no install to compare with, it has nothing to say.
+#[tokio::test(start_paused = true)]
+async fn min_keys_holds_a_first_render_and_max_shrink_does_not() {
+    let _clock = FrozenClock::hold();
+    let s = Scratch::new();
+    let p = s.list_resource("app", guard(2, "none"));
+    let mut rig = start(p, InstallMode::default(), &Handover::default());
+    let t0 = rig.t0;
+    rig.feed.set(&["a"]);
+    assert_eq!(
+        rig.report().await,
+        (Duration::ZERO, Status::Held { keys: 1, last: 0 })
+    );
+    assert_eq!(s.read("app.conf"), None);
+    rig.feed.set(&["a", "b"]);
+    advance_to(t0 + 500 * MS).await;
+    assert_eq!(rig.report().await, (500 * MS, Status::InSync(2)));
+    rig.stop().await;
+
+    let s = Scratch::new();
+    let p = s.list_resource("app", guard(0, "10%"));
+    let mut rig = start(p, InstallMode::default(), &Handover::default());
+    rig.feed.set(&[]);
+    assert_eq!(rig.report().await, (Duration::ZERO, Status::InSync(1)));
+    assert_eq!(s.read("app.conf"), Some(String::new()));
+    rig.stop().await;
+}
+
+/// The count of the last install passes to the next generation (a SIGHUP), so a wipe right
+/// after a reload is still held.
+#[tokio::test(start_paused = true)]
+async fn the_last_install_count_survives_a_generation_change() {
+    let _clock = FrozenClock::hold();
+    let s = Scratch::new();
+    let handover = Handover::default();
+    let mut rig = start(
+        s.list_resource("app", Guard::default()),
+        InstallMode::default(),
+        &handover,
+    );
+    rig.feed.set(&["a", "b"]);
+    assert_eq!(rig.report().await, (Duration::ZERO, Status::InSync(1)));
+    rig.stop().await;
+
+    let mut rig = start(
+        s.list_resource("app", Guard::default()),
+        InstallMode::default(),
+        &handover,
+    );
+    rig.feed.set(&[]);
+    assert_eq!(
+        rig.report().await,
+        (Duration::ZERO, Status::Held { keys: 0, last: 2 })
+    );
+    assert_eq!(s.read("app.conf"), Some(listed(&["a", "b"])));
+    rig.stop().await;
+}
+
+/// With rollback (the default), a failed reload puts the previous file back and reloads it;
+/// the new content is retried with the backoff and installs once the reload passes.
+#[tokio::test(start_paused = true)]
+async fn failed_reload_rolls_back_and_the_retry_installs() {
+    let _clock = FrozenClock::hold();
+    let s = Scratch::new();
+    let reload = s.logging_cmd("reloads", Some("ok"));
+    let p = s.resource("app", batch(500, 5000, None), Some("true"), Some(&reload));
+    let dest = p.resource.dest.clone();
+    let handover = Handover::default();
+    let mut rig = start(p, InstallMode::default(), &handover);
+    let t0 = rig.t0;
+    s.touch("ok");
+    rig.feed.put("1");
+    assert_eq!(rig.report().await, (Duration::ZERO, Status::InSync(1)));
+
+    std::fs::remove_file(s.path("ok")).unwrap();
+    rig.feed.put("2");
+    advance_to(t0 + 500 * MS).await;
+    let rolled_back = Status::Failing("reload failed, rolled back");
+    assert_eq!(rig.report().await, (500 * MS, rolled_back));
+    assert_eq!(s.read("app.conf"), Some(rendered("1")));
+    assert_eq!(
+        s.lines("reloads"),
+        3,
+        "install, failed reload, reload after the rollback"
+    );
+    assert!(handover.owes_reload(&dest), "the service took neither file");
+
+    s.touch("ok");
+    advance_to(t0 + 1500 * MS).await;
+    assert_eq!(rig.report().await, (1500 * MS, Status::InSync(2)));
+    assert_eq!(s.read("app.conf"), Some(rendered("2")));
+    assert!(!handover.owes_reload(&dest));
+    rig.stop().await;
 }
