@@ -3,8 +3,9 @@
 //! names the counts), keys coming back install normally, `min_keys` holds `reconfd once`
 //! (exit 1) and `once --force` installs anyway.
 //!
-//! The approval through the control socket (`Command::Approve`) is tested in the
-//! supervisor's unit tests; here the one-shot path's `--force` is.
+//! The approval goes through the real control socket: `reconfd status` shows the resource
+//! `held` (exit 1), `reconfd approve NAME` installs the held render once. The one-shot path's
+//! `--force` is tested too.
 
 mod util;
 
@@ -46,6 +47,15 @@ fn upstream(servers: &[&str]) -> String {
     }
     s.push_str("}\n");
     s
+}
+
+/// `reconfd ARGS…` as a client of the daemon of `t` (its control socket, as `Tree::reconfd`
+/// sets it for `run`).
+fn client(t: &Tree, args: &[&str]) -> std::process::Command {
+    let mut c = util::reconfd();
+    c.args(args)
+        .env("RECONFD_CONTROL_SOCKET", t.root.path().join("control.sock"));
+    c
 }
 
 /// Waits until `path` holds exactly `want`.
@@ -206,4 +216,58 @@ fn min_keys_holds_once_and_force_installs() {
         upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"])
     );
     assert_eq!(reloads(&t), 2);
+}
+
+/// The operator accepts a held render on purpose, without editing the config or restarting:
+/// `reconfd status` shows it held, `reconfd approve web` installs it (and reloads) once, and
+/// the resource is in sync again.
+#[test]
+fn an_approval_through_the_control_socket_installs_the_held_render() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    web_resource(&t, "");
+    etcd.put_all(&[
+        ("/services/web/a", "10.0.0.1:80"),
+        ("/services/web/b", "10.0.0.2:80"),
+    ]);
+    let d = t.daemon(&etcd, &[]);
+    d.wait_ready();
+    let dest = t.out().join("web.conf");
+    wait_content(&d, &dest, &upstream(&["10.0.0.1:80", "10.0.0.2:80"]));
+
+    etcd.etcdctl(&["del", "--prefix", "/services/web/"]);
+    d.wait_log(EVENT, HELD, 1);
+    let status = run(client(&t, &["status"]));
+    let table = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(1), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("web") && l.contains("held")),
+        "{table}"
+    );
+    assert_eq!(reloads(&t), 1);
+
+    let approve = run(client(&t, &["approve", "web"]));
+    assert_eq!(
+        String::from_utf8_lossy(&approve.stdout),
+        "web: accepted\n",
+        "{}",
+        d.log()
+    );
+    assert_eq!(approve.status.code(), Some(0));
+    wait_content(&d, &dest, &upstream(&[]));
+    assert_eq!(reloads(&t), 2);
+    let status = util::wait_for(EVENT, "status in sync after the approval", || {
+        let o = run(client(&t, &["status"]));
+        (o.status.code() == Some(0)).then_some(o)
+    });
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("in_sync"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    // Nothing is held any more.
+    let again = run(client(&t, &["approve", "web"]));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "web: not_held\n");
 }
