@@ -176,6 +176,10 @@ pub struct FollowerConfig {
     /// The longest random delay before a full read other than the first (`[etcd]
     /// reread_jitter`).
     pub reread_jitter: Duration,
+    /// Delay the first read too (`[etcd] read = "serializable"`, the gRPC proxy's path): the
+    /// hosts of a fleet started together then reach the proxy spread out, and most of them are
+    /// answered from the cache the first one filled instead of each reading through to etcd.
+    pub jitter_first_read: bool,
     /// After a failover, the minimum stay before going back to the first endpoint
     /// ([`super::preference`]); `None` never goes back.
     pub prefer_first_after: Option<Duration>,
@@ -456,8 +460,10 @@ pub struct Follower {
     oversize_reread: bool,
     /// See [`FollowerConfig::reread_jitter`].
     reread_jitter: Duration,
-    /// A full read has been done (the first one is not delayed).
+    /// A full read has been done (the first one is not delayed unless `jitter_first_read`).
     ever_read: bool,
+    /// See [`FollowerConfig::jitter_first_read`].
+    jitter_first_read: bool,
     /// The delay before the owed read has passed.
     delayed: bool,
     /// A progress request was sent on the open stream and nothing came since.
@@ -502,6 +508,7 @@ impl Follower {
             oversize_reread: false,
             reread_jitter: config.reread_jitter,
             ever_read: false,
+            jitter_first_read: config.jitter_first_read,
             delayed: false,
             progress_unanswered: false,
             following: String::new(),
@@ -598,7 +605,8 @@ impl Follower {
         if !self.needs_read {
             return self.watch();
         }
-        if self.ever_read && !self.delayed && !self.reread_jitter.is_zero() {
+        let jittered = self.ever_read || self.jitter_first_read;
+        if jittered && !self.delayed && !self.reread_jitter.is_zero() {
             self.phase = Phase::Delaying;
             return vec![Action::Timer(Some(pick_delay(self.reread_jitter)))];
         }

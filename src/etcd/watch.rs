@@ -63,6 +63,7 @@ pub async fn follow(
         progress_every: progress_interval(),
         denied_recheck: DENIED_RECHECK,
         reread_jitter: settings.reread_jitter,
+        jitter_first_read: settings.read == crate::config::ReadMode::Serializable,
         prefer_first_after: settings.prefer_first_after,
         rediscover: settings.srv.is_some(),
     };

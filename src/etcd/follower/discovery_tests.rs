@@ -18,6 +18,7 @@ fn follower(rediscover: bool) -> Follower {
             prefer_first_after: None,
             rediscover,
             reread_jitter: Duration::ZERO,
+            jitter_first_read: false,
         },
         Arc::new(Snapshot::default()),
     )

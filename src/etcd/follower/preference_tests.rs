@@ -22,6 +22,7 @@ fn follower() -> Follower {
             prefer_first_after: Some(STAY),
             rediscover: false,
             reread_jitter: Duration::ZERO,
+            jitter_first_read: false,
         },
         Arc::new(Snapshot::default()),
     )

@@ -20,6 +20,7 @@ fn follower(endpoints: &[&str], watched: &[&str]) -> Follower {
             progress_every: PROGRESS,
             denied_recheck: RECHECK,
             reread_jitter: Duration::ZERO,
+            jitter_first_read: false,
             prefer_first_after: None,
             rediscover: false,
         },
@@ -878,6 +879,23 @@ fn re_reads_but_not_the_first_read_wait_a_random_delay_up_to_the_jitter() {
     let actions = f.handle(Input::Connected);
     assert_eq!(watchers(&actions).len(), 1);
     assert!(!actions.iter().any(|a| matches!(a, Action::Timer(Some(_)))));
+}
+
+/// Serializable reads (the gRPC proxy's path) delay the first read too, so a fleet started
+/// together reaches the proxy spread out and mostly hits the cache the first host filled.
+#[test]
+fn the_first_read_waits_the_jitter_when_reads_go_through_a_proxy() {
+    let jitter = Duration::from_millis(800);
+    let mut f = follower(&["http://a"], &["/k"]);
+    f.reread_jitter = jitter;
+    f.jitter_first_read = true;
+    assert_eq!(f.start(), vec![Action::Connect("http://a".into())]);
+    let actions = f.handle(Input::Connected);
+    let [Action::Timer(Some(delay))] = actions[..] else {
+        panic!("a delay before the first read: {actions:#?}");
+    };
+    assert!(delay <= jitter, "{delay:?}");
+    assert!(has_read(&f.handle(Input::TimerFired)));
 }
 
 #[test]
