@@ -31,7 +31,7 @@ fn resources(t: &Tree) {
     for name in ["big", "small"] {
         t.resource(
             name,
-            &format!("[template]\nsrc = \"{name}.tera\"\ndest = \"@OUT@/{name}.conf\"\nkeys = [\"/{name}\"]\ndebounce = \"0\"\n"),
+            &format!("[template]\nsrc = \"{name}.tera\"\ndest = \"@OUT@/{name}.conf\"\nkeys = [\"/{name}\"]\ndebounce = \"0\"\nmax_shrink = \"none\"\n"),
         );
     }
 }
@@ -55,6 +55,8 @@ fn wait_content(d: &Daemon, path: &Path, want: &str) {
     }
 }
 
+/// The resources turn the guard off (`max_shrink = "none"`): deleting the big key empties the
+/// file, which the default guard would hold (tests/guard.rs tests that).
 fn start() -> (Etcd, Tree) {
     let etcd = Etcd::start_with(&["--max-request-bytes", "10000000"]);
     let t = Tree::new();
