@@ -136,6 +136,11 @@ fn arguments_are_checked_like_go() {
     // Go's index lets an index equal to the length through to reflect, which panics.
     assert!(render_err(r#"{{index "a" 1}}"#, WEB)
         .contains("error calling index: reflect: string index out of range"));
+    // No value beside a map is unequal, not an error (Go's isNil before comparability).
+    assert_eq!(
+        render(r#"{{eq . (json "{}")}} {{ne (map) .}}"#, WEB),
+        "false true"
+    );
     // A {{continue}} in an inner range's else goes on to the outer range's next element.
     assert_eq!(
         render(
