@@ -819,8 +819,9 @@ fn bytes_not_text(go: &GoResult, ours: &Ours) -> bool {
             || m.contains("the decoded data is not UTF-8 text")
     };
     match (go, ours) {
-        // The cut string may only be an intermediate one, so Go's output can be UTF-8.
-        (Ok(_), Ours::Exec(m)) => refused(m),
+        // The cut string may only be an intermediate one, so Go's output can be UTF-8, or
+        // Go can fail later on what reconfd refused first.
+        (_, Ours::Exec(m)) => refused(m),
         _ => false,
     }
 }
