@@ -810,6 +810,22 @@ fn ours(source: &str, kind: EngineKind, view: &Arc<KvView>) -> Ours {
     }
 }
 
+/// The documented difference (docs/migrating-from-confd.md): Go's strings are bytes and a
+/// template can cut a UTF-8 character in two (`slice`, `base64Decode`); reconfd renders text
+/// and refuses to, naming why.
+fn bytes_not_text(go: &GoResult, ours: &Ours) -> bool {
+    let refused = |m: &str| {
+        m.contains("(reconfd renders text, not bytes)")
+            || m.contains("the decoded data is not UTF-8 text")
+    };
+    match (go, ours) {
+        // The cut string may only be an intermediate one, so Go's output can be UTF-8, or
+        // Go can fail later on what reconfd refused first.
+        (_, Ours::Exec(m)) => refused(m),
+        _ => false,
+    }
+}
+
 /// Why reconfd's Go engine disagrees with Go, if it does.
 fn compare(go: &GoResult, ours: &Ours) -> Option<String> {
     match (go, ours) {
@@ -884,10 +900,15 @@ fn generated_templates_render_as_go_renders_them() {
     let answers = oracle_batch(&oracle, &templates, &data);
     let view = Arc::new(KvView::new(1, "/", data));
 
-    let (mut failures, mut go_errors, mut translated) = (Vec::new(), 0, 0);
+    let (mut failures, mut go_errors, mut translated, mut not_text) = (Vec::new(), 0, 0, 0);
     for (i, (t, go)) in templates.iter().zip(&answers).enumerate() {
         go_errors += usize::from(go.is_err());
-        if let Some(why) = compare(go, &ours(t, EngineKind::Go, &view)) {
+        let mine = ours(t, EngineKind::Go, &view);
+        if bytes_not_text(go, &mine) {
+            not_text += 1;
+            continue;
+        }
+        if let Some(why) = compare(go, &mine) {
             failures.push(format!("#{i} {t:?}\n  {why}"));
         }
         if matches!(translate(t), Outcome::Translated(_)) {
@@ -899,7 +920,8 @@ fn generated_templates_render_as_go_renders_them() {
     }
     println!(
         "{count} generated templates (seed {seed}): {} rendered by Go, {go_errors} Go errors, \
-         {translated} translated to Tera, {} disagreements",
+         {translated} translated to Tera, {not_text} with strings that are not \
+         UTF-8 (a documented difference), {} disagreements",
         count - go_errors,
         failures.len()
     );

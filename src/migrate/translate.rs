@@ -95,6 +95,7 @@ pub fn translate(src: &str) -> Outcome {
         scopes: vec![Vec::new()],
         names: HashSet::new(),
         depth: 0,
+        range_else: Vec::new(),
         assigned,
     };
     if let Err(r) = tx.run(tree) {
@@ -336,6 +337,8 @@ struct Tx<'s> {
     names: HashSet<String>,
     /// Tera for-loop depth.
     depth: usize,
+    /// Loop depths whose `{{range}}`'s else list is being translated (innermost last).
+    range_else: Vec<usize>,
     /// Go variables assigned (`$x = ...`) somewhere in the template. Dot never shares a Tera
     /// variable with one of them: assigning `$x` does not change dot in Go.
     assigned: HashSet<String>,
@@ -388,6 +391,12 @@ impl Tx<'_> {
             Node::Break(p) | Node::Continue(p) => {
                 if self.depth == 0 {
                     return self.refuse(*p, "break/continue outside range");
+                }
+                // In Go a {{break}} there ends only the range whose else it is in (a
+                // no-op) and a {{continue}} goes on to the enclosing range; Tera would
+                // break the enclosing loop.
+                if self.range_else.last() == Some(&self.depth) {
+                    return self.refuse(*p, "break/continue in a range's else branch");
                 }
                 let kw = if matches!(n, Node::Break(_)) {
                     "break"
@@ -608,7 +617,10 @@ impl Tx<'_> {
         if let Some(else_body) = &b.else_list {
             // Tera runs a for loop's else branch outside the loop's scope, as Go does.
             self.out.push_str("{% else %}");
-            self.scoped(else_body, dot)?;
+            self.range_else.push(self.depth);
+            let r = self.scoped(else_body, dot);
+            self.range_else.pop();
+            r?;
         }
         self.out.push_str("{% endfor %}");
         Ok(())

@@ -133,6 +133,22 @@ fn arguments_are_checked_like_go() {
         WEB
     )
     .contains("wrong type for value; expected string; got interface {}"));
+    // Go's index lets an index equal to the length through to reflect, which panics.
+    assert!(render_err(r#"{{index "a" 1}}"#, WEB)
+        .contains("error calling index: reflect: string index out of range"));
+    // No value beside a map is unequal, not an error (Go's isNil before comparability).
+    assert_eq!(
+        render(r#"{{eq . (json "{}")}} {{ne (map) .}}"#, WEB),
+        "false true"
+    );
+    // A {{continue}} in an inner range's else goes on to the outer range's next element.
+    assert_eq!(
+        render(
+            "{{range seq 1 2}}a{{range seq 1 0}}{{else}}{{continue}}{{end}}b{{end}}",
+            WEB
+        ),
+        "aa"
+    );
 }
 
 #[test]

@@ -196,6 +196,11 @@ fn refusals_say_why_and_where() {
             (1, 4),
             "third argument",
         ),
+        (
+            "{{range seq 1 2}}{{range seq 1 0}}{{else}}{{break}}{{end}}{{end}}",
+            (1, 45),
+            "range's else",
+        ),
         ("{{ getv 1 }}", (1, 4), "argument key is a int"),
         ("{{ add 1 }}", (1, 4), "add with 1 argument"),
         ("{{ gets \"/a/*\" }}", (1, 4), "prints a memkv.KVPairs"),

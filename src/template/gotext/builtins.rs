@@ -555,7 +555,14 @@ fn eq(a: &Value, b: &Value) -> Result<bool, String> {
                     gofmt::sprint(std::slice::from_ref(b))
                 ));
             }
+            // Go's isNil: no value counts as nil, and a nil beside a non-nil is just unequal.
+            let is_nil = |v: &Value| match v {
+                Value::Invalid | Value::Nil | Value::Map(None) => true,
+                Value::Slice(s) => s.is_nil(),
+                _ => false,
+            };
             match (a, b) {
+                (Value::Invalid, _) | (_, Value::Invalid) => is_nil(a) == is_nil(b),
                 (Value::Slice(x), _) if x.is_nil() => matches!(b, Value::Slice(y) if y.is_nil()),
                 (Value::Map(None), _) => matches!(b, Value::Map(None)),
                 (_, Value::Slice(y)) if y.is_nil() => false,

@@ -287,7 +287,7 @@ impl<'p> State<'p> {
         let mark = self.vars.len();
         let result = self.walk_range_inner(dot, r);
         self.vars.truncate(mark);
-        result.map(|_| Flow::Normal)
+        result
     }
 
     fn one_iteration(&mut self, r: &'p BranchNode, index: Value, elem: Dot) -> R<bool> {
@@ -303,7 +303,9 @@ impl<'p> State<'p> {
         Ok(matches!(flow?, Flow::Break))
     }
 
-    fn walk_range_inner(&mut self, dot: &Dot, r: &'p BranchNode) -> R<()> {
+    /// Go stops `{{break}}` at the range it is walked in, else list included, while a
+    /// `{{continue}}` in the else list goes on to the enclosing range's iteration.
+    fn walk_range_inner(&mut self, dot: &Dot, r: &'p BranchNode) -> R<Flow> {
         let val = self.eval_pipeline(dot, Some(&r.pipe))?.v;
         match &val {
             Value::Slice(s) if s.len() > 0 => {
@@ -316,7 +318,7 @@ impl<'p> State<'p> {
                     }
                     i += 1;
                 }
-                return Ok(());
+                return Ok(Flow::Normal);
             }
             Value::Map(Some(m)) if !m.is_empty() => {
                 for (k, v) in m.iter() {
@@ -328,7 +330,7 @@ impl<'p> State<'p> {
                         break;
                     }
                 }
-                return Ok(());
+                return Ok(Flow::Normal);
             }
             Value::Slice(_) | Value::Map(_) | Value::Invalid | Value::Nil => {}
             other => {
@@ -343,9 +345,11 @@ impl<'p> State<'p> {
             }
         }
         if let Some(e) = &r.else_list {
-            self.walk_list(dot, e)?;
+            if let Flow::Continue = self.walk_list(dot, e)? {
+                return Ok(Flow::Continue);
+            }
         }
-        Ok(())
+        Ok(Flow::Normal)
     }
 
     fn walk_template(&mut self, dot: &Dot, t: &'p TemplateNode) -> R<Flow> {

@@ -1054,11 +1054,17 @@ impl Decimal {
 
     /// `n` significant digits, correctly rounded.
     fn significant(v: f64, n: usize) -> Self {
+        // Go takes precisions up to 1e6; Rust's formatter panics past 65535. An f64's exact
+        // decimal expansion has at most 767 significant digits, so digits past EXACT_DIGITS
+        // are zeros (which Decimal drops anyway) and asking for fewer changes nothing.
+        let n = n.min(EXACT_DIGITS);
         Self::from_exp_form(&format!("{:.*e}", n.saturating_sub(1), v))
     }
 
     /// Rounded to `prec` digits after the decimal point.
     fn fixed(v: f64, prec: usize) -> Self {
+        // At most 1074 fraction digits are non-zero (2^-1074 is the smallest f64).
+        let prec = prec.min(EXACT_DIGITS);
         let s = format!("{v:.prec$}");
         let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
         let mut d: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
@@ -1076,6 +1082,10 @@ impl Decimal {
         Decimal { d, dp }
     }
 }
+
+/// More digits than any f64's exact decimal expansion has, significant (767) or after the
+/// point (1074), and within what Rust's formatter accepts as a precision (65535).
+const EXACT_DIGITS: usize = 1100;
 
 /// `strconv.FormatFloat(v, verb, prec, 64)`.
 pub(crate) fn format_float(v: f64, verb: char, prec: i32) -> String {
@@ -1291,6 +1301,19 @@ mod tests {
 
     fn f(v: f64, verb: char, prec: i32) -> String {
         format_float(v, verb, prec)
+    }
+
+    /// Found by cargo fuzz: a precision past 65535 made Rust's formatter panic; Go takes it.
+    #[test]
+    fn precisions_past_rusts_formatter_limit_pad_with_zeros() {
+        let e = f(1.5, 'e', 70_000);
+        assert_eq!(e.len(), 70_006);
+        assert!(e.starts_with("1.5000") && e.ends_with("0e+00"));
+        assert_eq!(f(0.1, 'f', 100_000).len(), 100_002);
+        assert_eq!(
+            f(0.1, 'g', 70_000),
+            "0.1000000000000000055511151231257827021181583404541015625"
+        );
     }
 
     #[test]
