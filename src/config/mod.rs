@@ -169,133 +169,7 @@ impl Settings {
             .clone()
             .unwrap_or_else(|| PathBuf::from("<command line>"));
         let mut errors = Vec::new();
-
-        let srv_wanted = srv_wanted(&raw, o, &file, &mut errors);
-        let endpoints = if !o.endpoints.is_empty() {
-            o.endpoints.clone()
-        } else if srv_wanted {
-            // Filled by DNS discovery at start (etcd::srv).
-            Vec::new()
-        } else {
-            raw.etcd
-                .endpoints
-                .clone()
-                .unwrap_or_else(|| vec![DEFAULT_ENDPOINT.to_owned()])
-        };
-        let endpoints: Vec<String> = endpoints.iter().map(|e| normalize_endpoint(e)).collect();
-        if endpoints.is_empty() && !srv_wanted {
-            errors.push(Diagnostic::file(&file, "etcd.endpoints is empty"));
-        }
-        let schemes: std::collections::BTreeSet<&str> = endpoints
-            .iter()
-            .map(|e| e.split("://").next().unwrap_or(""))
-            .collect();
-        for e in &endpoints {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                errors.push(Diagnostic::file(
-                    &file,
-                    format!("endpoint {e:?} must use http:// or https://"),
-                ));
-            }
-        }
-        if schemes.len() > 1 {
-            errors.push(Diagnostic::file(
-                &file,
-                "endpoints mix http:// and https://; use one scheme for all",
-            ));
-        }
-
-        let ca_file = o.ca_file.clone().or(raw.etcd.tls.ca_file.clone());
-        let cert = o.cert_file.clone().or(raw.etcd.tls.cert_file.clone());
-        let key = o.key_file.clone().or(raw.etcd.tls.key_file.clone());
-        let client_cert = match (cert, key) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            (Some(_), None) => {
-                errors.push(Diagnostic::file(
-                    &file,
-                    "etcd.tls.cert_file is set without etcd.tls.key_file",
-                ));
-                None
-            }
-            (None, Some(_)) => {
-                errors.push(Diagnostic::file(
-                    &file,
-                    "etcd.tls.key_file is set without etcd.tls.cert_file",
-                ));
-                None
-            }
-        };
-        let username = o
-            .username
-            .clone()
-            .or(raw.etcd.username.clone())
-            .filter(|u| !u.is_empty());
-        let password_file = o.password_file.clone().or(raw.etcd.password_file.clone());
-        let password_credential = raw.etcd.password_credential.clone();
-        let password_keyring = raw.etcd.password_keyring.unwrap_or(false);
-        if username.is_none() {
-            for (set, name) in [
-                (password_file.is_some(), "etcd.password_file"),
-                (password_credential.is_some(), "etcd.password_credential"),
-                (password_keyring, "etcd.password_keyring"),
-            ] {
-                if set {
-                    errors.push(Diagnostic::file(
-                        &file,
-                        format!("{name} is set but etcd.username is not"),
-                    ));
-                }
-            }
-        }
-        if let Some(name) = &password_credential {
-            // systemd credential names are file names in $CREDENTIALS_DIRECTORY.
-            if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-                errors.push(Diagnostic::file(
-                    &file,
-                    format!(
-                        "etcd.password_credential {name:?} is not a credential name (a file name, as in LoadCredential=NAME:PATH)"
-                    ),
-                ));
-            }
-        }
-
-        let srv = srv_settings(&raw, srv_wanted, ca_file.is_some(), &file, &mut errors);
-        let server_name = raw.etcd.tls.server_name.clone().filter(|n| !n.is_empty());
-        // With mixed or invalid schemes only that error is reported (above).
-        let only = |scheme: &str| schemes.len() == 1 && schemes.contains(scheme);
-        if only("http") {
-            for (set, name) in [
-                (ca_file.is_some(), "etcd.tls.ca_file is"),
-                (client_cert.is_some(), "etcd.tls.cert_file and key_file are"),
-                (server_name.is_some(), "etcd.tls.server_name is"),
-            ] {
-                if set {
-                    errors.push(Diagnostic::file(
-                        &file,
-                        format!("{name} set, but the endpoints use http://: TLS needs https:// endpoints"),
-                    ));
-                }
-            }
-        } else if only("https") && ca_file.is_none() {
-            // etcd-client's rustls setup loads no system roots: without a CA nothing verifies.
-            errors.push(Diagnostic::file(
-                &file,
-                "https:// endpoints need etcd.tls.ca_file (--ca-file): reconfd trusts only the CA named there, never the system's CA store",
-            ));
-        }
-
-        let max_message_size = match raw.etcd.max_message_size {
-            None => DEFAULT_MAX_MESSAGE_SIZE,
-            Some(n) if n < MIN_MAX_MESSAGE_SIZE as u64 => {
-                errors.push(Diagnostic::file(
-                    &file,
-                    format!("etcd.max_message_size = {n} is below {MIN_MAX_MESSAGE_SIZE} bytes (2 MiB), which ordinary etcd responses exceed; the default is {DEFAULT_MAX_MESSAGE_SIZE} (64 MiB)"),
-                ));
-                DEFAULT_MAX_MESSAGE_SIZE
-            }
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        };
+        let etcd = etcd_settings(&raw, o, &file, &mut errors);
 
         let batch = BatchSettings::default().merged(&raw.batch);
         let log_level = o
@@ -322,29 +196,7 @@ impl Settings {
                 .or(raw.confdir)
                 .unwrap_or_else(|| DEFAULT_CONFDIR.into()),
             prefix: o.prefix.clone().or(raw.prefix).unwrap_or_default(),
-            etcd: EtcdSettings {
-                endpoints,
-                username,
-                password: None,
-                password_file,
-                password_credential,
-                password_keyring,
-                ca_file,
-                client_cert,
-                server_name,
-                read: raw.etcd.read.unwrap_or_default(),
-                max_message_size,
-                reread_jitter: raw
-                    .etcd
-                    .reread_jitter
-                    .map_or(DEFAULT_REREAD_JITTER, |d| d.0),
-                srv,
-                prefer_first_after: match raw.etcd.prefer_first_after {
-                    None => Some(etcd::PREFER_FIRST_AFTER),
-                    Some(d) if d.0.is_zero() => None,
-                    Some(d) => Some(d.0),
-                },
-            },
+            etcd,
             batch,
             log_level,
             dialect: Dialect::Reconfd,
@@ -426,6 +278,233 @@ fn normalize_endpoint(e: &str) -> String {
         e.to_owned()
     } else {
         format!("http://{e}")
+    }
+}
+
+/// The `[etcd]` table merged with the command line; problems go to `errors`.
+fn etcd_settings(
+    raw: &RawConfig,
+    o: &Overrides,
+    file: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> EtcdSettings {
+    let (endpoints, srv_wanted) = endpoints(raw, o, file, errors);
+    let (ca_file, client_cert) = tls_files(raw, o, file, errors);
+    let (username, password_file, password_credential, password_keyring) =
+        password_sources(raw, o, file, errors);
+    let srv = srv_settings(raw, srv_wanted, ca_file.is_some(), file, errors);
+    let server_name = raw.etcd.tls.server_name.clone().filter(|n| !n.is_empty());
+    tls_matches_scheme(
+        &endpoints,
+        ca_file.is_some(),
+        client_cert.is_some(),
+        server_name.is_some(),
+        file,
+        errors,
+    );
+    EtcdSettings {
+        endpoints,
+        username,
+        password: None,
+        password_file,
+        password_credential,
+        password_keyring,
+        ca_file,
+        client_cert,
+        server_name,
+        read: raw.etcd.read.unwrap_or_default(),
+        max_message_size: max_message_size(raw, file, errors),
+        reread_jitter: raw
+            .etcd
+            .reread_jitter
+            .map_or(DEFAULT_REREAD_JITTER, |d| d.0),
+        srv,
+        prefer_first_after: match raw.etcd.prefer_first_after {
+            None => Some(etcd::PREFER_FIRST_AFTER),
+            Some(d) if d.0.is_zero() => None,
+            Some(d) => Some(d.0),
+        },
+    }
+}
+
+/// The endpoints (none yet when DNS SRV will find them), checked for one `http(s)://` scheme;
+/// and whether SRV discovery is wanted.
+fn endpoints(
+    raw: &RawConfig,
+    o: &Overrides,
+    file: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> (Vec<String>, bool) {
+    let srv_wanted = srv_wanted(raw, o, file, errors);
+    let endpoints = if !o.endpoints.is_empty() {
+        o.endpoints.clone()
+    } else if srv_wanted {
+        // Filled by DNS discovery at start (etcd::srv).
+        Vec::new()
+    } else {
+        raw.etcd
+            .endpoints
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_ENDPOINT.to_owned()])
+    };
+    let endpoints: Vec<String> = endpoints.iter().map(|e| normalize_endpoint(e)).collect();
+    if endpoints.is_empty() && !srv_wanted {
+        errors.push(Diagnostic::file(file, "etcd.endpoints is empty"));
+    }
+    for e in &endpoints {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            errors.push(Diagnostic::file(
+                file,
+                format!("endpoint {e:?} must use http:// or https://"),
+            ));
+        }
+    }
+    if schemes(&endpoints).len() > 1 {
+        errors.push(Diagnostic::file(
+            file,
+            "endpoints mix http:// and https://; use one scheme for all",
+        ));
+    }
+    (endpoints, srv_wanted)
+}
+
+/// The schemes the endpoints use.
+fn schemes(endpoints: &[String]) -> std::collections::BTreeSet<&str> {
+    endpoints
+        .iter()
+        .map(|e| e.split("://").next().unwrap_or(""))
+        .collect()
+}
+
+/// The CA file and the client certificate and key (both or neither).
+#[allow(clippy::type_complexity)]
+fn tls_files(
+    raw: &RawConfig,
+    o: &Overrides,
+    file: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> (Option<PathBuf>, Option<(PathBuf, PathBuf)>) {
+    let ca_file = o.ca_file.clone().or(raw.etcd.tls.ca_file.clone());
+    let cert = o.cert_file.clone().or(raw.etcd.tls.cert_file.clone());
+    let key = o.key_file.clone().or(raw.etcd.tls.key_file.clone());
+    let client_cert = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => {
+            errors.push(Diagnostic::file(
+                file,
+                "etcd.tls.cert_file is set without etcd.tls.key_file",
+            ));
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(Diagnostic::file(
+                file,
+                "etcd.tls.key_file is set without etcd.tls.cert_file",
+            ));
+            None
+        }
+    };
+    (ca_file, client_cert)
+}
+
+/// The user and where the password comes from: file, systemd credential or keyring.
+#[allow(clippy::type_complexity)]
+fn password_sources(
+    raw: &RawConfig,
+    o: &Overrides,
+    file: &Path,
+    errors: &mut Vec<Diagnostic>,
+) -> (Option<String>, Option<PathBuf>, Option<String>, bool) {
+    let username = o
+        .username
+        .clone()
+        .or(raw.etcd.username.clone())
+        .filter(|u| !u.is_empty());
+    let password_file = o.password_file.clone().or(raw.etcd.password_file.clone());
+    let password_credential = raw.etcd.password_credential.clone();
+    let password_keyring = raw.etcd.password_keyring.unwrap_or(false);
+    if username.is_none() {
+        for (set, name) in [
+            (password_file.is_some(), "etcd.password_file"),
+            (password_credential.is_some(), "etcd.password_credential"),
+            (password_keyring, "etcd.password_keyring"),
+        ] {
+            if set {
+                errors.push(Diagnostic::file(
+                    file,
+                    format!("{name} is set but etcd.username is not"),
+                ));
+            }
+        }
+    }
+    if let Some(name) = &password_credential {
+        // systemd credential names are file names in $CREDENTIALS_DIRECTORY.
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            errors.push(Diagnostic::file(
+                file,
+                format!(
+                    "etcd.password_credential {name:?} is not a credential name (a file name, as in LoadCredential=NAME:PATH)"
+                ),
+            ));
+        }
+    }
+    (
+        username,
+        password_file,
+        password_credential,
+        password_keyring,
+    )
+}
+
+/// TLS settings need `https://` endpoints, and `https://` needs a CA. With mixed or invalid
+/// schemes only that error is reported (by [`endpoints`]).
+fn tls_matches_scheme(
+    endpoints: &[String],
+    ca_file: bool,
+    client_cert: bool,
+    server_name: bool,
+    file: &Path,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let schemes = schemes(endpoints);
+    let only = |scheme: &str| schemes.len() == 1 && schemes.contains(scheme);
+    if only("http") {
+        for (set, name) in [
+            (ca_file, "etcd.tls.ca_file is"),
+            (client_cert, "etcd.tls.cert_file and key_file are"),
+            (server_name, "etcd.tls.server_name is"),
+        ] {
+            if set {
+                errors.push(Diagnostic::file(
+                    file,
+                    format!(
+                        "{name} set, but the endpoints use http://: TLS needs https:// endpoints"
+                    ),
+                ));
+            }
+        }
+    } else if only("https") && !ca_file {
+        // etcd-client's rustls setup loads no system roots: without a CA nothing verifies.
+        errors.push(Diagnostic::file(
+            file,
+            "https:// endpoints need etcd.tls.ca_file (--ca-file): reconfd trusts only the CA named there, never the system's CA store",
+        ));
+    }
+}
+
+/// `[etcd] max_message_size`, at least [`MIN_MAX_MESSAGE_SIZE`].
+fn max_message_size(raw: &RawConfig, file: &Path, errors: &mut Vec<Diagnostic>) -> usize {
+    match raw.etcd.max_message_size {
+        None => DEFAULT_MAX_MESSAGE_SIZE,
+        Some(n) if n < MIN_MAX_MESSAGE_SIZE as u64 => {
+            errors.push(Diagnostic::file(
+                file,
+                format!("etcd.max_message_size = {n} is below {MIN_MAX_MESSAGE_SIZE} bytes (2 MiB), which ordinary etcd responses exceed; the default is {DEFAULT_MAX_MESSAGE_SIZE} (64 MiB)"),
+            ));
+            DEFAULT_MAX_MESSAGE_SIZE
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     }
 }
 
