@@ -215,122 +215,16 @@ pub fn assemble(
     };
 
     let bool_of = |flag: Option<bool>, key: Option<bool>| flag.or(key).unwrap_or(false);
-    let onetime = bool_of(flags.onetime, file.onetime);
-    let watch = bool_of(flags.watch, file.watch);
-    let mode = if onetime {
-        Mode::Once
-    } else if watch {
-        Mode::Watch
-    } else {
-        let (secs, bad) = match (flags.interval, file.interval) {
-            (Some(i), _) => (
-                i,
-                Failure::usage("-interval must be at least 1 second".into()),
-            ),
-            (None, Some((i, line))) => (
-                i,
-                Failure {
-                    code: exit::CONFIG,
-                    errors: vec![format!(
-                        "{}:{line}: interval must be at least 1 second",
-                        config_path.display()
-                    )],
-                },
-            ),
-            (None, None) => (DEFAULT_INTERVAL, Failure::usage(String::new())),
-        };
-        match u64::try_from(secs) {
-            Ok(s) if s > 0 => Mode::Poll(Duration::from_secs(s)),
-            _ => return Err(bad),
-        }
-    };
+    let mode = mode_of(flags, &file, &config_path)?;
 
     let mut errors = Vec::new();
-    let ca = first([
-        flags.client_ca_keys.clone(),
-        file.client_cakeys.clone(),
-        env("CONFD_CLIENT_CAKEYS").map(PathBuf::from),
-    ]);
-    let cert = first([
-        flags.client_cert.clone(),
-        file.client_cert.clone(),
-        env("CONFD_CLIENT_CERT").map(PathBuf::from),
-    ]);
-    let key = first([
-        flags.client_key.clone(),
-        file.client_key.clone(),
-        env("CONFD_CLIENT_KEY").map(PathBuf::from),
-    ]);
-    match (&cert, &key) {
-        (Some(_), None) => errors.push(
-            "-client-cert (client_cert, CONFD_CLIENT_CERT) is set without -client-key (client_key, CONFD_CLIENT_KEY)"
-                .to_owned(),
-        ),
-        (None, Some(_)) => errors.push(
-            "-client-key (client_key, CONFD_CLIENT_KEY) is set without -client-cert (client_cert, CONFD_CLIENT_CERT)"
-                .to_owned(),
-        ),
-        _ => {}
-    }
+    let (ca, cert, key) = tls_files(flags, &file, &env, &mut errors);
     let tls = ca.is_some() || cert.is_some() || key.is_some();
 
-    let nodes: Vec<String> = if !flags.nodes.is_empty() {
-        flags.nodes.clone()
-    } else if let Some(n) = file.nodes.clone().filter(|n| !n.is_empty()) {
-        n
-    } else if let (Backend::Etcd, Some(peers)) = (backend, env("ETCDCTL_PEERS")) {
-        peers.split(',').map(str::to_owned).collect()
-    } else {
-        vec![DEFAULT_NODE.to_owned()]
-    };
-    let scheme = if tls { "https" } else { "http" };
-    let mut endpoints = Vec::new();
-    for node in nodes.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        if node.contains("://") {
-            if tls && node.starts_with("http://") {
-                errors.push(format!(
-                    "node {node} uses http://, but TLS files are given (-client-ca-keys, -client-cert, -client-key or their confd.toml keys); write https:// or just host:port"
-                ));
-            }
-            endpoints.push(node.to_owned());
-        } else {
-            endpoints.push(format!("{scheme}://{node}"));
-        }
-    }
-    if endpoints.iter().any(|e| e.starts_with("https://")) && ca.is_none() {
-        errors.push(
-            "https:// nodes need -client-ca-keys (client_cakeys in confd.toml, or CONFD_CLIENT_CAKEYS): reconfd trusts only the CA named there, never the system's CA store"
-                .to_owned(),
-        );
-    }
+    let endpoints = endpoints_of(flags, &file, backend, &env, tls, ca.is_some(), &mut errors);
 
-    let username = first([flags.username.clone(), file.username.clone()]);
-    let password = flags
-        .password
-        .clone()
-        .or(file.password.clone())
-        .filter(|p| !p.expose().is_empty());
-    if flags
-        .password
-        .as_ref()
-        .is_some_and(|p| !p.expose().is_empty())
-    {
-        warnings.push(
-            "-password puts the etcd password on the command line, where other users of this host can read it (ps, /proc/PID/cmdline); put it in confd.toml (password = \"...\", chmod 600) instead, or move to `reconfd run` with --password-file or a systemd credential (LoadCredential=)"
-                .to_owned(),
-        );
-    }
-    if password.is_some() && username.is_none() {
-        warnings.push("a password is given without -username (username); it is not used".into());
-    }
-    if bool_of(flags.basic_auth, file.basic_auth) && username.is_none() {
-        warnings.push(
-            "-basic-auth (basic_auth) is set without -username (username); it has no effect".into(),
-        );
-    }
-    if bool_of(flags.client_insecure, file.client_insecure) {
-        warnings.push("-client-insecure (client_insecure) has no effect: confd never passed it to its etcd client, and reconfd always verifies etcd's certificate".into());
-    }
+    let (username, password) = credentials(flags, &file, &mut warnings);
+
     let mut srv = srv_settings(flags, &file, backend, ca.is_some(), &mut errors);
     if let (Some(srv), Some(addr)) = (srv.as_mut(), env("RECONFD_SRV_RESOLVER")) {
         // reconfd's own: the DNS server to ask, as [etcd] srv_resolver (confd has none).
@@ -395,6 +289,159 @@ pub fn assemble(
         backend,
         warnings,
     })
+}
+
+/// `-onetime`, `-watch` or polling every `-interval` seconds (flags over confd.toml).
+fn mode_of(flags: &Flags, file: &config::ConfdToml, config_path: &Path) -> Result<Mode, Failure> {
+    let bool_of = |flag: Option<bool>, key: Option<bool>| flag.or(key).unwrap_or(false);
+    let onetime = bool_of(flags.onetime, file.onetime);
+    let watch = bool_of(flags.watch, file.watch);
+    Ok(if onetime {
+        Mode::Once
+    } else if watch {
+        Mode::Watch
+    } else {
+        let (secs, bad) = match (flags.interval, file.interval) {
+            (Some(i), _) => (
+                i,
+                Failure::usage("-interval must be at least 1 second".into()),
+            ),
+            (None, Some((i, line))) => (
+                i,
+                Failure {
+                    code: exit::CONFIG,
+                    errors: vec![format!(
+                        "{}:{line}: interval must be at least 1 second",
+                        config_path.display()
+                    )],
+                },
+            ),
+            (None, None) => (DEFAULT_INTERVAL, Failure::usage(String::new())),
+        };
+        match u64::try_from(secs) {
+            Ok(s) if s > 0 => Mode::Poll(Duration::from_secs(s)),
+            _ => return Err(bad),
+        }
+    })
+}
+
+/// `-client-ca-keys`, `-client-cert`, `-client-key` (flags, confd.toml, environment); a
+/// certificate without its key (or the reverse) is an error.
+#[allow(clippy::type_complexity)]
+fn tls_files(
+    flags: &Flags,
+    file: &config::ConfdToml,
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>) {
+    let ca = first([
+        flags.client_ca_keys.clone(),
+        file.client_cakeys.clone(),
+        env("CONFD_CLIENT_CAKEYS").map(PathBuf::from),
+    ]);
+    let cert = first([
+        flags.client_cert.clone(),
+        file.client_cert.clone(),
+        env("CONFD_CLIENT_CERT").map(PathBuf::from),
+    ]);
+    let key = first([
+        flags.client_key.clone(),
+        file.client_key.clone(),
+        env("CONFD_CLIENT_KEY").map(PathBuf::from),
+    ]);
+    match (&cert, &key) {
+        (Some(_), None) => errors.push(
+            "-client-cert (client_cert, CONFD_CLIENT_CERT) is set without -client-key (client_key, CONFD_CLIENT_KEY)"
+                .to_owned(),
+        ),
+        (None, Some(_)) => errors.push(
+            "-client-key (client_key, CONFD_CLIENT_KEY) is set without -client-cert (client_cert, CONFD_CLIENT_CERT)"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    (ca, cert, key)
+}
+
+/// The endpoints from `-node` (or confd.toml's `nodes`, or `ETCDCTL_PEERS`), `https://` when
+/// TLS files are given; an `https://` node needs the CA.
+fn endpoints_of(
+    flags: &Flags,
+    file: &config::ConfdToml,
+    backend: Backend,
+    env: &impl Fn(&str) -> Option<String>,
+    tls: bool,
+    ca: bool,
+    errors: &mut Vec<String>,
+) -> Vec<String> {
+    let nodes: Vec<String> = if !flags.nodes.is_empty() {
+        flags.nodes.clone()
+    } else if let Some(n) = file.nodes.clone().filter(|n| !n.is_empty()) {
+        n
+    } else if let (Backend::Etcd, Some(peers)) = (backend, env("ETCDCTL_PEERS")) {
+        peers.split(',').map(str::to_owned).collect()
+    } else {
+        vec![DEFAULT_NODE.to_owned()]
+    };
+    let scheme = if tls { "https" } else { "http" };
+    let mut endpoints = Vec::new();
+    for node in nodes.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if node.contains("://") {
+            if tls && node.starts_with("http://") {
+                errors.push(format!(
+                    "node {node} uses http://, but TLS files are given (-client-ca-keys, -client-cert, -client-key or their confd.toml keys); write https:// or just host:port"
+                ));
+            }
+            endpoints.push(node.to_owned());
+        } else {
+            endpoints.push(format!("{scheme}://{node}"));
+        }
+    }
+    if endpoints.iter().any(|e| e.starts_with("https://")) && !ca {
+        errors.push(
+            "https:// nodes need -client-ca-keys (client_cakeys in confd.toml, or CONFD_CLIENT_CAKEYS): reconfd trusts only the CA named there, never the system's CA store"
+                .to_owned(),
+        );
+    }
+    endpoints
+}
+
+/// The user and password (an empty password is none), with warnings about what confd
+/// accepted but means nothing here (or leaks the password).
+fn credentials(
+    flags: &Flags,
+    file: &config::ConfdToml,
+    warnings: &mut Vec<String>,
+) -> (Option<String>, Option<crate::config::Password>) {
+    let bool_of = |flag: Option<bool>, key: Option<bool>| flag.or(key).unwrap_or(false);
+    let username = first([flags.username.clone(), file.username.clone()]);
+    let password = flags
+        .password
+        .clone()
+        .or(file.password.clone())
+        .filter(|p| !p.expose().is_empty());
+    if flags
+        .password
+        .as_ref()
+        .is_some_and(|p| !p.expose().is_empty())
+    {
+        warnings.push(
+            "-password puts the etcd password on the command line, where other users of this host can read it (ps, /proc/PID/cmdline); put it in confd.toml (password = \"...\", chmod 600) instead, or move to `reconfd run` with --password-file or a systemd credential (LoadCredential=)"
+                .to_owned(),
+        );
+    }
+    if password.is_some() && username.is_none() {
+        warnings.push("a password is given without -username (username); it is not used".into());
+    }
+    if bool_of(flags.basic_auth, file.basic_auth) && username.is_none() {
+        warnings.push(
+            "-basic-auth (basic_auth) is set without -username (username); it has no effect".into(),
+        );
+    }
+    if bool_of(flags.client_insecure, file.client_insecure) {
+        warnings.push("-client-insecure (client_insecure) has no effect: confd never passed it to its etcd client, and reconfd always verifies etcd's certificate".into());
+    }
+    (username, password)
 }
 
 /// confd's DNS SRV discovery: `-srv-record` as given, else `_BACKEND._tcp.DOMAIN` for
