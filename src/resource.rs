@@ -255,59 +255,11 @@ fn load_file(
     let t = raw.template.get_ref();
     let table_at = raw.template.span().start;
     let mut errs = Vec::new();
-    let at = |offset: usize, msg: String| Diagnostic::at(file, &text, offset, msg);
+    let at = At { file, text: &text };
 
-    let src = match &t.src {
-        Some(s) if !s.get_ref().trim().is_empty() => {
-            let p = PathBuf::from(s.get_ref());
-            Some(if p.is_absolute() {
-                p
-            } else {
-                settings.confdir.join("templates").join(p)
-            })
-        }
-        Some(s) => {
-            errs.push(at(s.span().start, "src is empty".into()));
-            None
-        }
-        None => {
-            errs.push(at(table_at, "[template] has no src".into()));
-            None
-        }
-    };
-    let dest = match &t.dest {
-        Some(d)
-            if Path::new(d.get_ref()).is_absolute()
-                && Path::new(d.get_ref()).file_name().is_some() =>
-        {
-            Some(PathBuf::from(d.get_ref()))
-        }
-        Some(d) => {
-            errs.push(at(
-                d.span().start,
-                format!("dest {:?} must be an absolute file path", d.get_ref()),
-            ));
-            None
-        }
-        None => {
-            errs.push(at(table_at, "[template] has no dest".into()));
-            None
-        }
-    };
-    if t.keys.is_empty() {
-        errs.push(at(table_at, "[template] has no keys".into()));
-    }
-    let mut rel_keys = Vec::new();
-    for k in &t.keys {
-        let key = &crate::config::specifier::expand_in_resource(
-            settings, file, &text, k, "key", &mut errs,
-        );
-        if key.trim().is_empty() || key.chars().any(|c| c.is_control() || c == '*') {
-            errs.push(at(k.span().start, invalid_key(key)));
-        } else {
-            rel_keys.push(keys::join("", key));
-        }
-    }
+    let src = template_src(settings, &at, t.src.as_ref(), table_at, &mut errs);
+    let dest = template_dest(&at, t.dest.as_ref(), table_at, &mut errs);
+    let rel_keys = watched_keys(settings, &at, &t.keys, table_at, &mut errs);
     let uid = resolve_owner(
         file,
         &text,
@@ -328,19 +280,8 @@ fn load_file(
         &mut errs,
         crate::users::gid_of,
     );
-    let command = |c: &Option<Spanned<String>>, name: &str, errs: &mut Vec<Diagnostic>| match c {
-        Some(c) if c.get_ref().trim().is_empty() => {
-            errs.push(at(
-                c.span().start,
-                format!("{name} is empty; remove it or give a command"),
-            ));
-            None
-        }
-        Some(c) => Some(c.get_ref().clone()),
-        None => None,
-    };
-    let check_cmd = command(&t.check_cmd, "check_cmd", &mut errs);
-    let reload_cmd = command(&t.reload_cmd, "reload_cmd", &mut errs);
+    let check_cmd = command(&at, t.check_cmd.as_ref(), "check_cmd", &mut errs);
+    let reload_cmd = command(&at, t.reload_cmd.as_ref(), "reload_cmd", &mut errs);
     let batch = settings.batch.merged(&crate::config::raw::RawBatch {
         debounce: t.debounce,
         max_wait: t.max_wait,
@@ -380,6 +321,120 @@ fn load_file(
         rollback: t.rollback.unwrap_or(true),
         lossy_utf8: t.lossy_utf8.unwrap_or(false),
     })
+}
+
+/// Where a resource file's problems point: the file and its text.
+struct At<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl At<'_> {
+    fn at(&self, offset: usize, msg: String) -> Diagnostic {
+        Diagnostic::at(self.file, self.text, offset, msg)
+    }
+}
+
+/// `src`, resolved against `<confdir>/templates` when relative.
+fn template_src(
+    settings: &Settings,
+    at: &At,
+    src: Option<&Spanned<String>>,
+    table_at: usize,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<PathBuf> {
+    match src {
+        Some(s) if !s.get_ref().trim().is_empty() => {
+            let p = PathBuf::from(s.get_ref());
+            Some(if p.is_absolute() {
+                p
+            } else {
+                settings.confdir.join("templates").join(p)
+            })
+        }
+        Some(s) => {
+            errs.push(at.at(s.span().start, "src is empty".into()));
+            None
+        }
+        None => {
+            errs.push(at.at(table_at, "[template] has no src".into()));
+            None
+        }
+    }
+}
+
+/// `dest`: an absolute path naming a file.
+fn template_dest(
+    at: &At,
+    dest: Option<&Spanned<String>>,
+    table_at: usize,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<PathBuf> {
+    match dest {
+        Some(d)
+            if Path::new(d.get_ref()).is_absolute()
+                && Path::new(d.get_ref()).file_name().is_some() =>
+        {
+            Some(PathBuf::from(d.get_ref()))
+        }
+        Some(d) => {
+            errs.push(at.at(
+                d.span().start,
+                format!("dest {:?} must be an absolute file path", d.get_ref()),
+            ));
+            None
+        }
+        None => {
+            errs.push(at.at(table_at, "[template] has no dest".into()));
+            None
+        }
+    }
+}
+
+/// `keys`, host specifiers expanded, each with a leading `/`; at least one, none empty or
+/// holding `*` or a control character.
+fn watched_keys(
+    settings: &Settings,
+    at: &At,
+    keys: &[Spanned<String>],
+    table_at: usize,
+    errs: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    if keys.is_empty() {
+        errs.push(at.at(table_at, "[template] has no keys".into()));
+    }
+    let mut rel_keys = Vec::new();
+    for k in keys {
+        let key = &crate::config::specifier::expand_in_resource(
+            settings, at.file, at.text, k, "key", errs,
+        );
+        if key.trim().is_empty() || key.chars().any(|c| c.is_control() || c == '*') {
+            errs.push(at.at(k.span().start, invalid_key(key)));
+        } else {
+            rel_keys.push(keys::join("", key));
+        }
+    }
+    rel_keys
+}
+
+/// `check_cmd` or `reload_cmd`: absent, or a command that is not blank.
+fn command(
+    at: &At,
+    c: Option<&Spanned<String>>,
+    name: &str,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    match c {
+        Some(c) if c.get_ref().trim().is_empty() => {
+            errs.push(at.at(
+                c.span().start,
+                format!("{name} is empty; remove it or give a command"),
+            ));
+            None
+        }
+        Some(c) => Some(c.get_ref().clone()),
+        None => None,
+    }
 }
 
 /// Parses a resource file as confd does: keys outside `[template]` and keys it does not
