@@ -167,6 +167,8 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// Registers every metric. Long because it is the list of metrics (names, help texts,
+    /// types), kept in one place so that docs/metrics.md can be checked against it.
     fn new() -> Self {
         let mut registry = Registry::default();
         let res = Resources {

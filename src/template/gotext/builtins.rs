@@ -647,6 +647,9 @@ fn go_sort(items: &mut [Value], less: impl Fn(&Value, &Value) -> bool) {
     super::sort::sort(items, &less);
 }
 
+/// confd's function map: one arm per function, each a few lines that convert Go's arguments
+/// and call the shared implementation. Long because the map is long (about 40 functions);
+/// splitting it by family would scatter one table that is read and checked as a whole.
 fn call_confd(name: &str, a: Vec<Value>) -> Res {
     Ok(match name {
         "getv" => {

@@ -103,6 +103,9 @@ fn parse_num(s: &[u8], mut i: usize, end: usize) -> (usize, bool, usize) {
 }
 
 impl Printer {
+    /// Go's `doPrintf`: one pass over the format, flags, width, precision, argument indexes
+    /// and verbs, with Go's error strings for each misuse. Kept as one loop as Go keeps it, so
+    /// the two can be compared line by line.
     fn do_printf(&mut self, format: &str, args: &[Value]) {
         let s = format.as_bytes();
         let end = s.len();
