@@ -46,6 +46,16 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ("store", RUNTIME, &[]),
     ("keys", RUNTIME, &[]),
     ("diag", RUNTIME, &[]),
+    // The guard's rule is pure, like the batcher's.
+    (
+        "guard",
+        RUNTIME,
+        &["tokio", "std::fs", "std::net", "std::process"],
+    ),
+    // Everything records into metrics: it must not reach back up.
+    ("metrics", RUNTIME, &[]),
+    // The control protocol is the supervisor's input, not its user.
+    ("control", &["supervisor", "cmd"], &[]),
 ];
 
 #[test]
