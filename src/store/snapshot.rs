@@ -87,6 +87,11 @@ impl Snapshot {
             } else {
                 v.not_text.remove(&rel);
             }
+            if self.kvs.contains_key(k) && super::text::has_control(&rel) {
+                v.control.insert(rel.clone());
+            } else {
+                v.control.remove(&rel);
+            }
             match self.kvs.get(k) {
                 Some(value) => {
                     v.entries.insert(rel, value.clone());

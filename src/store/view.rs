@@ -24,6 +24,10 @@ pub struct KvView {
     pub entries: BTreeMap<String, String>,
     /// Relative keys whose key or value was not valid UTF-8 (held lossily in `entries`).
     pub not_text: BTreeSet<String>,
+    /// Relative keys holding a control character, kept up to date as keys come and go (see
+    /// [`super::Snapshot::refresh`]) so that the check before each render does not scan every
+    /// key of a large view.
+    pub control: BTreeSet<String>,
 }
 
 impl KvView {
@@ -33,12 +37,18 @@ impl KvView {
         prefix: impl Into<String>,
         entries: BTreeMap<String, String>,
     ) -> Self {
+        let control = entries
+            .keys()
+            .filter(|k| super::text::has_control(k))
+            .cloned()
+            .collect();
         Self {
             revision,
             seq: 0,
             prefix: prefix.into(),
             entries,
             not_text: BTreeSet::new(),
+            control,
         }
     }
 
@@ -47,7 +57,7 @@ impl KvView {
     /// or value that was not valid UTF-8 fails unless `lossy_utf8`. The first such key (in
     /// key order) is named.
     pub fn check_text(&self, lossy_utf8: bool) -> Result<(), super::NotText> {
-        if let Some(k) = self.entries.keys().find(|k| super::text::has_control(k)) {
+        if let Some(k) = self.control.first() {
             return Err(super::NotText::ControlInKey {
                 key: self.full_key(k),
             });
