@@ -808,6 +808,8 @@ impl Tx<'_> {
 
     // ---- functions ----
 
+    /// One confd function call in Tera: one arm per function (the translation table), so
+    /// its length follows the function map's.
     fn call(&mut self, name: &str, offset: usize, args: Vec<Val>) -> R<Val> {
         use Ty::*;
         match name {

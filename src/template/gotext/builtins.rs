@@ -874,6 +874,8 @@ fn key_len(v: &Value) -> usize {
 
 // ---- methods ----
 
+/// The methods a template may call on the values confd passes (KVPair, time.Time): one arm
+/// per method, like the function map.
 fn call_method(m: Method, recv: &Value, a: &[Value]) -> Res {
     use Method as M;
     if let Value::Slice(l) = recv {

@@ -613,7 +613,8 @@ impl<'p> State<'p> {
     }
 
     /// Go's `evalCall`: checks the argument count and types against the function's
-    /// signature, evaluates the arguments and calls it.
+    /// signature, evaluates the arguments and calls it (as long as Go's, each check in Go's
+    /// order so that the first error is Go's).
     fn eval_call(
         &mut self,
         dot: &Dot,

@@ -376,6 +376,8 @@ impl Printer {
         true
     }
 
+    /// Go's `printValue`: one arm per kind of value, as long as Go's own, so the two can be
+    /// compared arm by arm.
     fn print_value(&mut self, v: &Value, verb: char, depth: usize) {
         if depth > 0 && !v.is_nothing() && self.handle_methods(v, verb) {
             return;
@@ -821,6 +823,8 @@ impl Printer {
         }
     }
 
+    /// Go's `fmtFloat`: shortest or fixed precision, `%v`'s exponent thresholds, flags and
+    /// padding, in Go's order (its length is Go's).
     fn fmt_float(&mut self, v: f64, verb: char, prec: i32) {
         let prec = match self.f.prec {
             Some(p) => i32::try_from(p).unwrap_or(i32::MAX),

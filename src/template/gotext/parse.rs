@@ -1108,7 +1108,8 @@ fn parse_hex_float(s: &str) -> Option<f64> {
     Some(v * 2f64.powi(exp))
 }
 
-/// Go's `newNumber`: every interpretation of a number literal.
+/// Go's `newNumber`: every interpretation of a number literal, step for step as Go's (its
+/// length is Go's).
 fn new_number(text: &str, kind: Kind) -> Result<Number, String> {
     let mut n = Number {
         text: text.to_owned(),

@@ -277,7 +277,7 @@ impl GoTime {
         )
     }
 
-    /// `Time.Format(layout)`.
+    /// `Time.Format(layout)`: one arm per layout element, as Go's `appendFormat` has them.
     pub(crate) fn format(&self, layout: &str) -> String {
         let (year, month, day) = self.date();
         let (hour, min, sec) = self.clock();
