@@ -9,10 +9,9 @@
 
 mod util;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use util::{run, Daemon, Etcd, Tree};
+use util::{run, Etcd, Tree};
 
 const UPSTREAM: &str = "upstream web {\n{% for s in getvs(pattern=\"/services/web/*\") %}    server {{ s }};\n{% endfor %}}\n";
 
@@ -66,25 +65,6 @@ fn client(t: &Tree, args: &[&str]) -> std::process::Command {
     c
 }
 
-/// Waits until `path` holds exactly `want`.
-fn wait_content(d: &Daemon, path: &Path, want: &str) {
-    let deadline = Instant::now() + EVENT;
-    loop {
-        let got = std::fs::read_to_string(path).ok();
-        if got.as_deref() == Some(want) {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out waiting for {} to hold {want:?}; it holds {got:?}\ndaemon log:\n{}",
-                path.display(),
-                d.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Deleting the whole prefix (the operator's mistake) is held by the default guard: the live
 /// file and the service stay, one warning names the counts; once the keys are back the
 /// render installs and reloads normally.
@@ -104,7 +84,7 @@ fn deleting_the_prefix_holds_the_file_until_the_keys_come_back() {
     d.wait_ready();
     let dest = t.out().join("web.conf");
     let all = upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"]);
-    wait_content(&d, &dest, &all);
+    d.wait_content(EVENT, &dest, &all);
     assert_eq!(reloads(&t), 1);
 
     etcd.etcdctl(&["del", "--prefix", "/services/web/"]);
@@ -122,8 +102,8 @@ fn deleting_the_prefix_holds_the_file_until_the_keys_come_back() {
     assert_eq!(reloads(&t), 1);
 
     etcd.put_all(&four[..3]);
-    wait_content(
-        &d,
+    d.wait_content(
+        EVENT,
         &dest,
         &upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]),
     );
@@ -161,7 +141,7 @@ fn a_revoked_lease_is_held() {
     let d = t.daemon(&etcd, &["--log-level", "debug"]);
     d.wait_ready();
     let before = upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.9:80"]);
-    wait_content(&d, &t.out().join("web.conf"), &before);
+    d.wait_content(EVENT, &t.out().join("web.conf"), &before);
 
     etcd.etcdctl(&["lease", "revoke", &lease]);
     d.wait_log(EVENT, HELD, 1);
@@ -179,8 +159,8 @@ fn a_revoked_lease_is_held() {
     assert_eq!(d.log_count(HELD), 1, "{}", d.log());
     assert_eq!(t.read("web.conf"), before);
     etcd.put("/services/web/d", "10.0.0.4:80");
-    wait_content(
-        &d,
+    d.wait_content(
+        EVENT,
         &t.out().join("web.conf"),
         &upstream(&["10.0.0.4:80", "10.0.0.8:80"]),
     );
@@ -241,7 +221,7 @@ fn an_approval_through_the_control_socket_installs_the_held_render() {
     let d = t.daemon(&etcd, &[]);
     d.wait_ready();
     let dest = t.out().join("web.conf");
-    wait_content(&d, &dest, &upstream(&["10.0.0.1:80", "10.0.0.2:80"]));
+    d.wait_content(EVENT, &dest, &upstream(&["10.0.0.1:80", "10.0.0.2:80"]));
 
     etcd.etcdctl(&["del", "--prefix", "/services/web/"]);
     d.wait_log(EVENT, HELD, 1);
@@ -264,7 +244,7 @@ fn an_approval_through_the_control_socket_installs_the_held_render() {
         d.log()
     );
     assert_eq!(approve.status.code(), Some(0));
-    wait_content(&d, &dest, &upstream(&[]));
+    d.wait_content(EVENT, &dest, &upstream(&[]));
     wait_reloads(&t, 2);
     let status = util::wait_for(EVENT, "status in sync after the approval", || {
         let o = run(client(&t, &["status"]));

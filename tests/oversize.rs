@@ -9,8 +9,7 @@
 
 mod util;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use util::{Daemon, Etcd, Tree};
 
@@ -33,25 +32,6 @@ fn resources(t: &Tree) {
             name,
             &format!("[template]\nsrc = \"{name}.tera\"\ndest = \"@OUT@/{name}.conf\"\nkeys = [\"/{name}\"]\ndebounce = \"0\"\nmax_shrink = \"none\"\n"),
         );
-    }
-}
-
-fn wait_content(d: &Daemon, path: &Path, want: &str) {
-    let deadline = Instant::now() + EVENT;
-    loop {
-        let got = std::fs::read_to_string(path).ok();
-        if got.as_deref() == Some(want) {
-            return;
-        }
-        if Instant::now() > deadline {
-            let shown = got.map(|g| g.chars().take(200).collect::<String>());
-            panic!(
-                "timed out waiting for {} to hold {want:?}; it holds {shown:?}\ndaemon log:\n{}",
-                path.display(),
-                d.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -79,14 +59,18 @@ fn a_5_mb_value_renders_and_every_other_resource_keeps_following() {
     let d = t.daemon(&etcd, &[]);
     d.wait_ready();
     etcd.put("/big/v", &"x".repeat(BIG));
-    wait_content(&d, &t.out().join("big.conf"), &format!("/big/v {BIG}\n"));
+    d.wait_content(EVENT, &t.out().join("big.conf"), &format!("/big/v {BIG}\n"));
     etcd.put("/small/b", "2");
-    wait_content(&d, &t.out().join("small.conf"), "/small/a=1\n/small/b=2\n");
+    d.wait_content(
+        EVENT,
+        &t.out().join("small.conf"),
+        "/small/a=1\n/small/b=2\n",
+    );
     etcd.delete("/big/v");
-    wait_content(&d, &t.out().join("big.conf"), "");
+    d.wait_content(EVENT, &t.out().join("big.conf"), "");
     etcd.put("/small/c", "3");
-    wait_content(
-        &d,
+    d.wait_content(
+        EVENT,
         &t.out().join("small.conf"),
         "/small/a=1\n/small/b=2\n/small/c=3\n",
     );
@@ -124,6 +108,10 @@ fn a_value_over_max_message_size_is_retried_with_backoff_and_its_deletion_heals(
     // Deleting the key heals everything, the other resource included.
     etcd.delete("/big/v");
     etcd.put("/small/b", "2");
-    wait_content(&d, &t.out().join("small.conf"), "/small/a=1\n/small/b=2\n");
+    d.wait_content(
+        EVENT,
+        &t.out().join("small.conf"),
+        "/small/a=1\n/small/b=2\n",
+    );
     d.wait_log(EVENT, "etcd reachable again", 1);
 }

@@ -11,7 +11,7 @@ mod util;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use util::{Daemon, Etcd, Tree};
+use util::{Etcd, Tree};
 
 /// Long enough for a reconnect after the backoff of a short outage on a loaded machine.
 const EVENT: Duration = Duration::from_secs(30);
@@ -33,26 +33,6 @@ fn app_resource(t: &Tree) {
 
 fn lines(kvs: &[(&str, &str)]) -> String {
     kvs.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
-}
-
-/// Waits until `path` holds exactly `want`; the daemon log and the last content seen are in
-/// the panic message.
-fn wait_content(d: &Daemon, path: &Path, want: &str) {
-    let deadline = Instant::now() + EVENT;
-    loop {
-        let got = std::fs::read_to_string(path).ok();
-        if got.as_deref() == Some(want) {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out waiting for {} to hold {want:?}; it holds {got:?}\ndaemon log:\n{}",
-                path.display(),
-                d.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The daemon follows etcd up to a revision R; etcd is then replaced by `replace` (which gets
@@ -78,7 +58,11 @@ fn survives(replace: impl FnOnce(&mut Etcd, &Path), after: &[(&str, &str)], want
     etcd.delete("/app/a");
     let rev = etcd.revision();
     let file = t.out().join("app.conf");
-    wait_content(&d, &file, &lines(&[("/app/b", "29"), ("/app/late", "x")]));
+    d.wait_content(
+        EVENT,
+        &file,
+        &lines(&[("/app/b", "29"), ("/app/late", "x")]),
+    );
 
     replace(&mut etcd, &snapshot);
     let back = Instant::now();
@@ -87,7 +71,7 @@ fn survives(replace: impl FnOnce(&mut Etcd, &Path), after: &[(&str, &str)], want
         "etcd must be behind the daemon for this test"
     );
     etcd.put_all(after);
-    wait_content(&d, &file, want);
+    d.wait_content(EVENT, &file, want);
     eprintln!(
         "etcd back at revision {} (daemon had {rev}): file right {:?} later",
         etcd.revision(),
@@ -104,7 +88,7 @@ fn survives(replace: impl FnOnce(&mut Etcd, &Path), after: &[(&str, &str)], want
     etcd.put("/app/next", "1");
     let mut want: Vec<&str> = want.lines().chain(["/app/next=1"]).collect();
     want.sort();
-    wait_content(&d, &file, &(want.join("\n") + "\n"));
+    d.wait_content(EVENT, &file, &(want.join("\n") + "\n"));
     assert_eq!(d.log_count(RESTORED), 1, "one warning:\n{log}");
     // The keys the restore changed are named (values never are).
     let reread = log

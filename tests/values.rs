@@ -5,11 +5,10 @@
 
 mod util;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
-use util::{run, Daemon, Etcd, Tree};
+use util::{run, Etcd, Tree};
 
 /// Long enough for any single event on a loaded machine; never reached when things work.
 const EVENT: Duration = Duration::from_secs(20);
@@ -82,7 +81,7 @@ fn a_watched_invalid_value_fails_its_resource_until_it_is_text_again() {
     let d = t.daemon(&etcd, &[]);
     d.wait_ready();
     let dest = t.out().join("strict.conf");
-    wait_content(&d, &dest, "/strict/a = one\n");
+    d.wait_content(EVENT, &dest, "/strict/a = one\n");
     put_bytes(&etcd, b"/strict/a", b"\xff\xfe");
     d.wait_log(
         EVENT,
@@ -91,23 +90,5 @@ fn a_watched_invalid_value_fails_its_resource_until_it_is_text_again() {
     );
     assert_eq!(t.read("strict.conf"), "/strict/a = one\n");
     etcd.put("/strict/a", "two");
-    wait_content(&d, &dest, "/strict/a = two\n");
-}
-
-fn wait_content(d: &Daemon, path: &Path, want: &str) {
-    let deadline = Instant::now() + EVENT;
-    loop {
-        let got = std::fs::read_to_string(path).ok();
-        if got.as_deref() == Some(want) {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out waiting for {} to hold {want:?}; it holds {got:?}\ndaemon log:\n{}",
-                path.display(),
-                d.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    d.wait_content(EVENT, &dest, "/strict/a = two\n");
 }

@@ -706,6 +706,27 @@ impl Daemon {
         self.log().lines().filter(|l| l.contains(needle)).count()
     }
 
+    /// Waits until `path` holds exactly `want`; what it holds (its first 200 characters) and
+    /// the daemon's log are in the panic message.
+    pub fn wait_content(&self, timeout: Duration, path: &Path, want: &str) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = std::fs::read_to_string(path).ok();
+            if got.as_deref() == Some(want) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let shown = got.map(|g| g.chars().take(200).collect::<String>());
+                panic!(
+                    "timed out after {timeout:?} waiting for {} to hold {want:?}; it holds {shown:?}\ndaemon log:\n{}",
+                    path.display(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until at least `n` log lines contain `needle`; the log is in the panic message.
     pub fn wait_log(&self, timeout: Duration, needle: &str, n: usize) {
         let deadline = Instant::now() + timeout;
