@@ -302,6 +302,12 @@ impl Etcd {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.wait();
+        self.respawn();
+    }
+
+    /// Starts etcd again on its data dir, ports and arguments (after it stopped), appending to
+    /// its log, and waits until it answers.
+    fn respawn(&mut self) {
         // etcd's counters start again from zero.
         self.own_logins
             .store(0, std::sync::atomic::Ordering::SeqCst);

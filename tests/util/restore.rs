@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{spawn_etcd, Etcd};
+use super::Etcd;
 
 impl Etcd {
     /// Saves a snapshot of etcd's current state to `path` (`etcdctl snapshot save`).
@@ -52,20 +52,6 @@ impl Etcd {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        self.own_logins
-            .store(0, std::sync::atomic::Ordering::SeqCst);
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.dir.path().join("etcd.log"))
-            .unwrap();
-        self.child = spawn_etcd(
-            self.dir.path(),
-            self.port,
-            self.peer,
-            self.tls_port,
-            &self.extra,
-            log,
-        );
-        self.wait_ready();
+        self.respawn();
     }
 }
