@@ -416,7 +416,8 @@ impl Capture {
     /// Reads the pipe to EOF, keeping what fits. Read errors end the capture: the output is
     /// for people, and losing its tail must not fail the command.
     async fn fill(&mut self, reader: &mut pipe::Receiver) {
-        let mut buf = [0u8; 8192];
+        // On the heap: on the stack it would sit in every future that runs a command.
+        let mut buf = vec![0u8; 8192];
         loop {
             match reader.read(&mut buf).await {
                 Ok(0) => return,

@@ -248,6 +248,10 @@ impl Prepared {
             reconfd.dest = %r.dest.display(),
             reconfd.revision = revision
         );
+        // Boxed: each wrapper below would otherwise hold its own copy of the steps' state
+        // (rustc keeps a moved-in future and its awaited copy apart), which made this
+        // future 95 KB, allocated up front by every actor and by each of `once`'s tasks.
+        let steps = Box::pin(steps);
         let timed = async move {
             let started = std::time::Instant::now();
             let result = steps.await;
