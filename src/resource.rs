@@ -241,17 +241,7 @@ fn load_file(
     file: &Path,
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<Resource, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| vec![Diagnostic::file(file, format!("cannot read resource: {e}"))])?;
-    let raw: RawFile = match settings.dialect {
-        Dialect::Reconfd => toml::from_str(&text),
-        Dialect::Confd => {
-            // confd's fields mean what confd's reader says; reconfd's own keys are read below.
-            let confd = crate::confd::resource::parse(file, &text).map_err(|d| vec![d])?;
-            parse_leniently(file, &text, &confd, warnings)
-        }
-    }
-    .map_err(|e| vec![Diagnostic::from_toml(file, &text, &e)])?;
+    let (text, raw) = read_raw(settings, file, warnings)?;
     let t = raw.template.get_ref();
     let table_at = raw.template.span().start;
     let mut errs = Vec::new();
@@ -321,6 +311,26 @@ fn load_file(
         rollback: t.rollback.unwrap_or(true),
         lossy_utf8: t.lossy_utf8.unwrap_or(false),
     })
+}
+
+/// The file's text and its fields as the dialect reads them, before any is checked.
+fn read_raw(
+    settings: &Settings,
+    file: &Path,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<(String, RawFile), Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| vec![Diagnostic::file(file, format!("cannot read resource: {e}"))])?;
+    let raw: RawFile = match settings.dialect {
+        Dialect::Reconfd => toml::from_str(&text),
+        Dialect::Confd => {
+            // confd's fields mean what confd's reader says; reconfd's own keys are read below.
+            let confd = crate::confd::resource::parse(file, &text).map_err(|d| vec![d])?;
+            parse_leniently(file, &text, &confd, warnings)
+        }
+    }
+    .map_err(|e| vec![Diagnostic::from_toml(file, &text, &e)])?;
+    Ok((text, raw))
 }
 
 /// Where a resource file's problems point: the file and its text.

@@ -179,72 +179,34 @@ pub fn assemble(
         .config_file
         .clone()
         .unwrap_or_else(|| DEFAULT_CONFIG_FILE.into());
-    let (file, config_file, mut warnings) = match config::read(&config_path) {
-        Ok(Some((file, warnings))) => (
-            file,
-            Some(config_path.clone()),
-            warnings.iter().map(ToString::to_string).collect(),
-        ),
-        Ok(None) => (config::ConfdToml::default(), None, Vec::new()),
-        Err(errors) => {
-            return Err(Failure {
-                code: exit::CONFIG,
-                errors: errors.iter().map(ToString::to_string).collect(),
-            })
-        }
-    };
-    let in_file = |what: &str| format!("{}: {what}", config_path.display());
-
-    let backend = match &flags.backend {
-        Some(b) => b.parse().map_err(Failure::usage)?,
-        None => file.backend.unwrap_or(Backend::Etcd),
-    };
-    if backend == Backend::Etcd {
-        let how = if flags.backend.is_some() || file.backend.is_some() {
-            "-backend etcd"
-        } else {
-            "the default backend, etcd,"
-        };
-        warnings.push(format!(
-            "with {how} confd releases up to 0.16 read etcd's v2 keyspace; reconfd reads the v3 keyspace (as -backend etcdv3 does), so keys written through the v2 API (ETCDCTL_API=2) are not seen; say -backend etcdv3 to silence this"
-        ));
-    }
+    let (file, config_file, mut warnings) = read_config(&config_path)?;
+    let backend = backend_of(flags, &file, &mut warnings)?;
     let level = match &flags.log_level {
         Some(l) => log_level(l).map_err(Failure::usage)?,
         None => file.log_level.unwrap_or("info"),
     };
-
-    let bool_of = |flag: Option<bool>, key: Option<bool>| flag.or(key).unwrap_or(false);
     let mode = mode_of(flags, &file, &config_path)?;
 
     let mut errors = Vec::new();
     let (ca, cert, key) = tls_files(flags, &file, &env, &mut errors);
     let tls = ca.is_some() || cert.is_some() || key.is_some();
-
     let endpoints = endpoints_of(flags, &file, backend, &env, tls, ca.is_some(), &mut errors);
-
     let (username, password) = credentials(flags, &file, &mut warnings);
-
     let mut srv = srv_settings(flags, &file, backend, ca.is_some(), &mut errors);
-    if let (Some(srv), Some(addr)) = (srv.as_mut(), env("RECONFD_SRV_RESOLVER")) {
-        // reconfd's own: the DNS server to ask, as [etcd] srv_resolver (confd has none).
-        match addr.parse() {
-            Ok(a) => srv.resolver = Some(a),
-            Err(_) => errors.push(format!(
-                "RECONFD_SRV_RESOLVER {addr:?} must be IP:PORT, e.g. \"127.0.0.1:53\""
-            )),
-        }
-    }
+    srv_resolver(srv.as_mut(), &env, &mut errors);
     if srv.is_none() && (flags.scheme.is_some() || file.scheme.is_some()) {
         warnings.push("-scheme (scheme) has no effect without -srv-domain or -srv-record: confd uses it only for nodes found through DNS SRV records".into());
     }
     if !errors.is_empty() {
+        if config_file.is_some() {
+            errors = errors
+                .iter()
+                .map(|e| format!("{}: {e}", config_path.display()))
+                .collect();
+        }
         return Err(Failure {
             code: exit::CONFIG,
-            errors: match &config_file {
-                Some(_) => errors.iter().map(|e| in_file(e)).collect(),
-                None => errors,
-            },
+            errors,
         });
     }
 
@@ -280,6 +242,7 @@ pub fn assemble(
         settings.etcd.srv = Some(srv);
     }
     settings.dialect = Dialect::Confd;
+    let bool_of = |flag: Option<bool>, key: Option<bool>| flag.or(key).unwrap_or(false);
     Ok(Invocation {
         settings,
         mode,
@@ -289,6 +252,65 @@ pub fn assemble(
         backend,
         warnings,
     })
+}
+
+/// confd.toml at `path`, with its warnings: empty (and no file named) when it does not
+/// exist, as confd runs without one.
+fn read_config(path: &Path) -> Result<(config::ConfdToml, Option<PathBuf>, Vec<String>), Failure> {
+    match config::read(path) {
+        Ok(Some((file, warnings))) => Ok((
+            file,
+            Some(path.to_owned()),
+            warnings.iter().map(ToString::to_string).collect(),
+        )),
+        Ok(None) => Ok((config::ConfdToml::default(), None, Vec::new())),
+        Err(errors) => Err(Failure {
+            code: exit::CONFIG,
+            errors: errors.iter().map(ToString::to_string).collect(),
+        }),
+    }
+}
+
+/// `-backend` (or `backend`), etcd by default; `etcd` warns that confd meant etcd's v2
+/// keyspace by it, which reconfd does not read.
+fn backend_of(
+    flags: &Flags,
+    file: &config::ConfdToml,
+    warnings: &mut Vec<String>,
+) -> Result<Backend, Failure> {
+    let backend = match &flags.backend {
+        Some(b) => b.parse().map_err(Failure::usage)?,
+        None => file.backend.unwrap_or(Backend::Etcd),
+    };
+    if backend == Backend::Etcd {
+        let how = if flags.backend.is_some() || file.backend.is_some() {
+            "-backend etcd"
+        } else {
+            "the default backend, etcd,"
+        };
+        warnings.push(format!(
+            "with {how} confd releases up to 0.16 read etcd's v2 keyspace; reconfd reads the v3 keyspace (as -backend etcdv3 does), so keys written through the v2 API (ETCDCTL_API=2) are not seen; say -backend etcdv3 to silence this"
+        ));
+    }
+    Ok(backend)
+}
+
+/// reconfd's own `RECONFD_SRV_RESOLVER`: the DNS server to ask for the SRV record, as
+/// `[etcd] srv_resolver` (confd has none).
+fn srv_resolver(
+    srv: Option<&mut SrvSettings>,
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) {
+    let (Some(srv), Some(addr)) = (srv, env("RECONFD_SRV_RESOLVER")) else {
+        return;
+    };
+    match addr.parse() {
+        Ok(a) => srv.resolver = Some(a),
+        Err(_) => errors.push(format!(
+            "RECONFD_SRV_RESOLVER {addr:?} must be IP:PORT, e.g. \"127.0.0.1:53\""
+        )),
+    }
 }
 
 /// `-onetime`, `-watch` or polling every `-interval` seconds (flags over confd.toml).
