@@ -112,8 +112,14 @@ impl KvView {
         let range = self
             .entries
             .range::<str, _>((Bound::Included(head), Bound::Unbounded));
+        // The head matches itself, so the rest of the pattern decides on the rest of the key.
+        // (The whole pattern was checked above; an error would name it all the same.)
+        let rest = &pattern[head.len()..];
+        let whole = |_| BadPattern {
+            pattern: pattern.to_owned(),
+        };
         for (k, v) in range.take_while(|(k, _)| k.starts_with(head)) {
-            if gopath::match_pattern(pattern, k)? {
+            if gopath::match_pattern(rest, &k[head.len()..]).map_err(whole)? {
                 out.push((k.as_str(), v.as_str()));
             }
         }
@@ -302,7 +308,7 @@ mod tests {
         ]);
         for p in [
             "", "*", "/*", "/a", "/a/*", "/a/b*", "/a/[b]", "/a/?", "/a/b/*", "/a*", "/a\\*b",
-            "/?/b", "/a/bc", "/z/*", "/a/b/c",
+            "/?/b", "/a/bc", "/z/*", "/a/b/c", "/a/b?", "/a/b/c*", "/a[/]b", "/a/*/c", "/a/b*c",
         ] {
             let full: Vec<(String, String)> = v
                 .entries
