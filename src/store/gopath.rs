@@ -64,6 +64,14 @@ pub fn match_pattern(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     Ok(name.is_empty())
 }
 
+/// The literal head of `pattern`: the bytes before its first `*`, `?`, `[` or `\`. A name
+/// `pattern` matches starts with exactly these bytes (the first chunk is matched from the
+/// name's first byte, and literal bytes match only themselves).
+pub fn literal_prefix(pattern: &str) -> &str {
+    let end = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
 /// Splits off the next chunk: an optional run of stars, then bytes up to the next star
 /// outside a class.
 fn scan_chunk(mut pat: &[u8]) -> (bool, &[u8], &[u8]) {
@@ -337,6 +345,17 @@ mod tests {
                 "Match({p:?}, {n:?}) should be ErrBadPattern"
             );
         }
+    }
+
+    #[test]
+    fn literal_prefix_stops_at_the_first_special_byte() {
+        assert_eq!(literal_prefix("/services/web/*"), "/services/web/");
+        assert_eq!(literal_prefix("/a/b"), "/a/b");
+        assert_eq!(literal_prefix("/a?/b"), "/a");
+        assert_eq!(literal_prefix("/a[bc]"), "/a");
+        assert_eq!(literal_prefix("/a\\*"), "/a");
+        assert_eq!(literal_prefix("*"), "");
+        assert_eq!(literal_prefix(""), "");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (`get`, `gets`, `getvs`, `ls`, `lsdir`, `exists`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use super::gopath::{self, BadPattern};
 
@@ -91,12 +92,35 @@ impl KvView {
     /// A malformed pattern is an error even when the view is empty (memkv only notices it when
     /// some key is tested), so a bad template fails the same way whatever etcd holds.
     pub fn gets(&self, pattern: &str) -> Result<Vec<(String, String)>, BadPattern> {
+        Ok(self
+            .matching(pattern)?
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect())
+    }
+
+    /// [`KvView::gets`] without copying: the matching entries borrowed from the view.
+    ///
+    /// Only keys that start with the pattern's literal head (see
+    /// [`gopath::literal_prefix`]) can match, so just that range of the sorted map is tested:
+    /// a `gets` per service in a large view reads the service's keys, not every key.
+    pub fn matching(&self, pattern: &str) -> Result<Vec<(&str, &str)>, BadPattern> {
         gopath::match_pattern(pattern, "")?;
+        let head = gopath::literal_prefix(pattern);
         let mut out = Vec::new();
         // BTreeMap iteration is already in key order, which is memkv's sort order.
-        for (k, v) in &self.entries {
-            if gopath::match_pattern(pattern, k)? {
-                out.push((k.clone(), v.clone()));
+        let range = self
+            .entries
+            .range::<str, _>((Bound::Included(head), Bound::Unbounded));
+        // The head matches itself, so the rest of the pattern decides on the rest of the key.
+        // (The whole pattern was checked above; an error would name it all the same.)
+        let rest = &pattern[head.len()..];
+        let whole = |_| BadPattern {
+            pattern: pattern.to_owned(),
+        };
+        for (k, v) in range.take_while(|(k, _)| k.starts_with(head)) {
+            if gopath::match_pattern(rest, &k[head.len()..]).map_err(whole)? {
+                out.push((k.as_str(), v.as_str()));
             }
         }
         Ok(out)
@@ -105,8 +129,23 @@ impl KvView {
     /// The values of every key matching `pattern`, sorted as strings by value, not by key
     /// (memkv `GetAllValues` calls `sort.Strings` on the values).
     pub fn getvs(&self, pattern: &str) -> Result<Vec<String>, BadPattern> {
-        let mut vs: Vec<String> = self.gets(pattern)?.into_iter().map(|(_, v)| v).collect();
-        vs.sort();
+        Ok(self
+            .getvs_borrowed(pattern)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// [`KvView::getvs`] without copying: the values borrowed from the view, so an engine
+    /// copies each value once, into its own string type.
+    pub fn getvs_borrowed(&self, pattern: &str) -> Result<Vec<&str>, BadPattern> {
+        let mut vs: Vec<&str> = self
+            .matching(pattern)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        // Equal strings cannot be told apart, so an unstable sort gives sort.Strings' result.
+        vs.sort_unstable();
         Ok(vs)
     }
 
@@ -250,6 +289,40 @@ mod tests {
             vec!["10.0.0.10:80", "10.0.0.1:80", "10.0.0.9:80"]
         );
         assert!(v.getvs("/services/[").is_err());
+    }
+
+    /// Only the range of keys under the pattern's literal head is tested; the answers are
+    /// those of testing every key (neighbours that share or sort around the head included).
+    #[test]
+    fn gets_by_literal_head_finds_what_a_full_scan_finds() {
+        let v = view(&[
+            ("/a", "1"),
+            ("/a/b", "2"),
+            ("/a/b/c", "3"),
+            ("/a/bc", "4"),
+            ("/a/c", "5"),
+            ("/a.b", "6"),
+            ("/a0", "7"),
+            ("/b", "8"),
+            ("/a*b", "9"),
+        ]);
+        for p in [
+            "", "*", "/*", "/a", "/a/*", "/a/b*", "/a/[b]", "/a/?", "/a/b/*", "/a*", "/a\\*b",
+            "/?/b", "/a/bc", "/z/*", "/a/b/c", "/a/b?", "/a/b/c*", "/a[/]b", "/a/*/c", "/a/b*c",
+        ] {
+            let full: Vec<(String, String)> = v
+                .entries
+                .iter()
+                .filter(|(k, _)| gopath::match_pattern(p, k).unwrap())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(v.gets(p).unwrap(), full, "gets {p:?}");
+            let mut values: Vec<String> = full.into_iter().map(|(_, v)| v).collect();
+            values.sort();
+            assert_eq!(v.getvs(p).unwrap(), values, "getvs {p:?}");
+        }
+        assert!(v.matching("/a/[").is_err());
+        assert!(v.getvs_borrowed("/a/\\").is_err());
     }
 
     /// memkv's List/ListDir tables.

@@ -662,8 +662,9 @@ fn call_confd(name: &str, a: Vec<Value>) -> Res {
             }
         }
         "getvs" => {
-            let vs = view()?
-                .getvs(s(&a, 0))
+            let view = view()?;
+            let vs = view
+                .getvs_borrowed(s(&a, 0))
                 .map_err(|_| "syntax error in pattern".to_owned())?;
             Value::strings(vs)
         }
@@ -676,8 +677,9 @@ fn call_confd(name: &str, a: Vec<Value>) -> Res {
             }
         }
         "gets" => {
-            let items = view()?
-                .gets(s(&a, 0))
+            let view = view()?;
+            let items = view
+                .matching(s(&a, 0))
                 .map_err(|_| "syntax error in pattern".to_owned())?;
             Value::Slice(Slice::new(
                 SliceType::KvPairs,

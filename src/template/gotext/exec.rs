@@ -233,10 +233,12 @@ impl<'p> State<'p> {
         match node {
             Node::Text(t) => self.out.push_str(&t.text),
             Node::Action(a) => {
-                let v = self.eval_pipeline(dot, Some(&a.pipe))?;
-                if a.pipe.decl.is_empty() {
-                    self.at = At::Node(node);
-                    self.print_value(&v.v)?;
+                if !self.print_bare(dot, &a.pipe) {
+                    let v = self.eval_pipeline(dot, Some(&a.pipe))?;
+                    if a.pipe.decl.is_empty() {
+                        self.at = At::Node(node);
+                        print_to(&mut self.out, &v.v);
+                    }
                 }
             }
             Node::Break(_) => return Ok(Flow::Break),
@@ -249,17 +251,35 @@ impl<'p> State<'p> {
         Ok(Flow::Normal)
     }
 
-    fn print_value(&mut self, v: &Value) -> R<()> {
-        match v {
-            Value::Invalid => self.out.push_str("<no value>"),
-            // A pointer is printed as what it points to.
-            Value::Srv(srv) => {
-                let s = gofmt::sprint(&[Value::Srv(srv.clone())]);
-                self.out.push_str(s.trim_start_matches('&'));
-            }
-            v => gofmt::print_value_to(&mut self.out, v),
+    /// Prints the action `{{.}}` or `{{$x}}` straight from dot or the variable, without the
+    /// copies of a general evaluation (the usual action inside a `range`); false for any
+    /// other pipeline, which the caller evaluates. Neither can fail (the parser has checked
+    /// that `$x` is declared; if it were not, the general path reports it). Corpus case
+    /// 217 holds what Go prints for them.
+    fn print_bare(&mut self, dot: &Dot, pipe: &PipeNode) -> bool {
+        let [cmd] = pipe.cmds.as_slice() else {
+            return false;
+        };
+        if !pipe.decl.is_empty() {
+            return false;
         }
-        Ok(())
+        let v = match cmd.args.as_slice() {
+            [Expr::Dot(_)] => &dot.v,
+            [Expr::Variable(_, idents)] if idents.len() == 1 => {
+                match self.vars.iter().rev().find(|(n, _)| *n == idents[0]) {
+                    Some((_, d)) => &d.v,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+        // A pipeline's nil interface result is no value (see eval_pipeline).
+        let v = match v {
+            Value::Nil => &Value::Invalid,
+            v => v,
+        };
+        print_to(&mut self.out, v);
+        true
     }
 
     fn walk_if_or_with(&mut self, with: bool, dot: &Dot, b: &'p BranchNode) -> R<Flow> {
@@ -887,6 +907,19 @@ pub(crate) struct Sig {
     /// The number of results when Go refuses to call the function from a template (not one
     /// result, nor a result and an error).
     pub bad_results: Option<usize>,
+}
+
+/// Appends `v` as an action prints it.
+fn print_to(out: &mut String, v: &Value) {
+    match v {
+        Value::Invalid => out.push_str("<no value>"),
+        // A pointer is printed as what it points to.
+        Value::Srv(srv) => {
+            let s = gofmt::sprint(&[Value::Srv(srv.clone())]);
+            out.push_str(s.trim_start_matches('&'));
+        }
+        v => gofmt::print_value_to(out, v),
+    }
 }
 
 /// Go's `truth`, for `if`, `with`, `and`, `or`, `not`.
