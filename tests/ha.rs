@@ -402,8 +402,19 @@ fn a_member_without_a_leader_is_not_followed() {
     cluster.put(others[0], "/services/apache/led", "10.0.4.4:80");
     wait_content(&t, &d, "server 10.0.4.4:80;", Duration::from_secs(40));
     d.wait_log(Duration::from_secs(10), "etcd reachable again", 1);
-    // One outage, one recovery.
-    assert_eq!(d.log_count("etcd reachable again"), 1, "{}", d.log());
+    // One recovery per outage, never one per retry. A resumed member still believes in the
+    // leader it knew before the stop until its election timeout, so it may accept a watch and
+    // end it with "no leader" moments later: a second, real outage and recovery (seen in CI).
+    let log = d.log();
+    let mut up = false;
+    for line in log.lines() {
+        if line.contains("no etcd endpoint can be followed") {
+            up = false;
+        } else if line.contains("etcd reachable again") {
+            assert!(!up, "a recovery without an outage before it:\n{log}");
+            up = true;
+        }
+    }
 }
 
 #[test]
