@@ -239,13 +239,7 @@ impl Printer {
                 if k > 0 {
                     self.buf.push_str(", ");
                 }
-                if a.is_nothing() {
-                    self.buf.push_str("<nil>");
-                } else {
-                    self.buf.push_str(a.type_name());
-                    self.buf.push('=');
-                    self.print_arg(a, 'v');
-                }
+                self.type_and_value(a);
             }
             self.buf.push(')');
         }
@@ -550,11 +544,8 @@ impl Printer {
         }
     }
 
-    fn bad_verb(&mut self, verb: char, v: &Value) {
-        self.erroring = true;
-        self.buf.push_str("%!");
-        self.buf.push(verb);
-        self.buf.push('(');
+    /// `type=value` as Go's fmt writes an argument it could not use, `<nil>` for nil.
+    fn type_and_value(&mut self, v: &Value) {
         if v.is_nothing() {
             self.buf.push_str("<nil>");
         } else {
@@ -562,6 +553,14 @@ impl Printer {
             self.buf.push('=');
             self.print_arg(v, 'v');
         }
+    }
+
+    fn bad_verb(&mut self, verb: char, v: &Value) {
+        self.erroring = true;
+        self.buf.push_str("%!");
+        self.buf.push(verb);
+        self.buf.push('(');
+        self.type_and_value(v);
         self.buf.push(')');
         self.erroring = false;
     }
