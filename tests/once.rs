@@ -288,6 +288,30 @@ fn noop_prints_a_diff_runs_the_check_and_writes_nothing() {
     assert_eq!(t.out_files(), vec!["app.conf"]);
 }
 
+/// A member that accepts connections and never answers (SIGSTOP) is a timeout: exit 69,
+/// the file kept, and not worded as if etcd had answered.
+#[test]
+fn a_hung_etcd_times_out_without_touching_files() {
+    let etcd = Etcd::start();
+    let t = Tree::new();
+    nginx_resource(&t, "");
+    std::fs::write(t.out().join("app.conf"), "live\n").unwrap();
+    nix::sys::signal::kill(etcd.pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let o = run(t.reconfd(Some(&etcd), &["once"]));
+    nix::sys::signal::kill(etcd.pid(), nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(o.status.code(), Some(69), "EX_UNAVAILABLE: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{}: timed out", etcd.endpoint)),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("etcd answered"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(t.out().join("app.conf")).unwrap(),
+        "live\n"
+    );
+}
+
 #[test]
 fn unreachable_etcd_fails_without_touching_files() {
     let t = Tree::new();

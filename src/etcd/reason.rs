@@ -13,6 +13,9 @@ use std::io;
 /// when `e` is not a connection failure (etcd answered, with an error).
 pub fn connection_failure(e: &etcd_client::Error) -> Option<String> {
     let top: &(dyn StdError + 'static) = match e {
+        etcd_client::Error::GRpcStatus(s) if is_request_timeout(s) => {
+            return Some("timed out waiting for an answer".to_owned());
+        }
         etcd_client::Error::GRpcStatus(s) => s,
         etcd_client::Error::TransportError(t) => t,
         etcd_client::Error::IoError(io) => io,
@@ -28,6 +31,12 @@ pub fn connection_failure(e: &etcd_client::Error) -> Option<String> {
         current = err.source();
     }
     reason
+}
+
+/// tonic reports its own request timeout as `Cancelled` with `TimeoutExpired`'s text and no
+/// source: the member never answered (hung, overloaded, cut off), etcd said nothing.
+fn is_request_timeout(s: &tonic::Status) -> bool {
+    s.code() == tonic::Code::Cancelled && s.message() == tonic::TimeoutExpired(()).to_string()
 }
 
 /// One line for any client error: the connection failure, else etcd's status message and
@@ -127,6 +136,17 @@ mod tests {
         let r = connection_failure(&e).unwrap();
         assert!(r.starts_with("TLS handshake failed: "), "{r}");
         assert!(r.contains("UnknownIssuer"), "{r}");
+    }
+
+    #[test]
+    fn the_clients_own_timeout_is_not_an_answer_from_etcd() {
+        // What tonic makes of an expired `with_timeout` (seen in CI as "etcd answered
+        // Cancelled: Timeout expired" for a SIGSTOPped member).
+        let e = etcd_client::Error::GRpcStatus(tonic::Status::cancelled("Timeout expired"));
+        assert_eq!(describe(&e), "timed out waiting for an answer");
+        // A cancel with another message is etcd's (or the stream's) own.
+        let e = etcd_client::Error::GRpcStatus(tonic::Status::cancelled("watch closed"));
+        assert_eq!(connection_failure(&e), None);
     }
 
     #[test]
