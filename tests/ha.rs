@@ -6,6 +6,7 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard};
@@ -31,6 +32,8 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 struct Cluster {
     dir: tempfile::TempDir,
     members: Vec<Member>,
+    /// root's password once [`Cluster::enable_auth`] ran: the helpers then log in as root.
+    root_password: Option<String>,
     /// Released after the members are stopped (fields drop after `Drop::drop`).
     _turn: MutexGuard<'static, ()>,
 }
@@ -69,6 +72,7 @@ impl Cluster {
         let mut c = Cluster {
             dir,
             members,
+            root_password: None,
             _turn: turn,
         };
         for i in 0..3 {
@@ -128,12 +132,28 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.members[i].port)
     }
 
+    /// POSTs to member `i`'s JSON gateway; `None` unless it answers 200. Once auth is on,
+    /// each call logs in as root first, at that member (a restarted member forgets tokens).
     fn post(&self, i: usize, path: &str, body: &str) -> Option<String> {
+        let auth = match &self.root_password {
+            Some(pw) => {
+                let login = format!(r#"{{"name":"root","password":"{pw}"}}"#);
+                let resp = self.raw_post(i, "/v3/auth/authenticate", &login, "")?;
+                let v: serde_json::Value =
+                    serde_json::from_str(resp.split("\r\n\r\n").nth(1)?).ok()?;
+                format!("Authorization: {}\r\n", v["token"].as_str()?)
+            }
+            None => String::new(),
+        };
+        self.raw_post(i, path, body, &auth)
+    }
+
+    fn raw_post(&self, i: usize, path: &str, body: &str, headers: &str) -> Option<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.members[i].port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
         write!(
             s,
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .ok()?;
@@ -205,6 +225,43 @@ impl Cluster {
         wait_for(Duration::from_secs(30), "a put through a survivor", || {
             self.post(i, "/v3/kv/put", &body)
         });
+    }
+
+    /// Turns authentication on as docs/operations.md does (user root, `auth enable`) and adds
+    /// user `name`, whose role may read `prefix` only.
+    fn enable_auth(&mut self, root_password: &str, name: &str, password: &str, prefix: &str) {
+        // Through one member, as an operator points etcdctl at one.
+        let endpoint = self.endpoint(0);
+        let ctl = |args: &[&str], stdin: &str, as_root: bool| {
+            util::etcdctl_at(&endpoint, as_root.then_some(root_password), args, stdin);
+        };
+        let root = format!("{root_password}\n");
+        ctl(
+            &["user", "add", "root", "--interactive=false"],
+            &root,
+            false,
+        );
+        ctl(&["auth", "enable"], "", false);
+        ctl(&["role", "add", "reader"], "", true);
+        ctl(
+            &[
+                "role",
+                "grant-permission",
+                "reader",
+                "--prefix=true",
+                "read",
+                prefix,
+            ],
+            "",
+            true,
+        );
+        ctl(
+            &["user", "add", name, "--interactive=false"],
+            &format!("{password}\n"),
+            true,
+        );
+        ctl(&["user", "grant-role", name, "reader"], "", true);
+        self.root_password = Some(root_password.to_owned());
     }
 
     fn pid(&self, i: usize) -> Pid {
@@ -457,6 +514,19 @@ fn all_members_down_then_one_back_recovers() {
 /// most once per stay (debug lines), not reconnected to in a loop.
 #[test]
 fn returns_to_the_preferred_member_after_the_minimum_stay() {
+    returns_to_the_preferred_member(false);
+}
+
+/// The same with authentication on and a user that may read the watched prefix only: the
+/// probe logs in as that user and its status call is allowed.
+#[test]
+fn returns_to_the_preferred_member_with_auth() {
+    returns_to_the_preferred_member(true);
+}
+
+const READER_PREFIX: &str = "/services/";
+
+fn returns_to_the_preferred_member(auth: bool) {
     const STAY: Duration = Duration::from_secs(3);
     let mut cluster = Cluster::start();
     let t = Tree::new();
@@ -469,8 +539,24 @@ fn returns_to_the_preferred_member_after_the_minimum_stay() {
         "[template]\nsrc = \"up.tera\"\ndest = \"@OUT@/up.conf\"\nkeys = [\"/services/apache\"]\ndebounce = \"0\"\nreload_limit = \"none\"\n",
     );
     let config = t.root.path().join("reconfd.toml");
-    std::fs::write(&config, "[etcd]\nprefer_first_after = \"3s\"\n").unwrap();
+    let mut etcd = "[etcd]\nprefer_first_after = \"3s\"\n".to_owned();
     cluster.put(0, "/services/apache/a", "10.0.0.1:80");
+    if auth {
+        cluster.enable_auth(
+            "root-3b8e-sekrit",
+            "reconfd",
+            "Pw-5a1f-sekrit",
+            READER_PREFIX,
+        );
+        let pw = t.root.path().join("pw");
+        std::fs::write(&pw, "Pw-5a1f-sekrit\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        etcd += &format!(
+            "username = \"reconfd\"\npassword_file = \"{}\"\n",
+            pw.display()
+        );
+    }
+    std::fs::write(&config, etcd).unwrap();
     let mut cmd = util::reconfd();
     cmd.args([
         "run",
@@ -516,6 +602,7 @@ fn returns_to_the_preferred_member_after_the_minimum_stay() {
     cluster.put(2, "/services/apache/c", "10.0.0.3:80");
     wait_content(&t, &d, "server 10.0.0.3:80;", Duration::from_secs(30));
     assert!(t.read("up.conf").contains("server 10.0.0.2:80;"));
+    assert!(!d.log().contains("Pw-5a1f-sekrit"), "{}", d.log());
     eprintln!("preferred member: back {back_after:?} after it was restarted (stay {STAY:?})");
 }
 

@@ -200,34 +200,11 @@ impl Etcd {
     /// Runs `etcdctl ARGS` against the plain listener (as root once auth is enabled), with
     /// `stdin` as its input; panics on failure. Returns stdout.
     pub fn etcdctl_in(&self, args: &[&str], stdin: &str) -> String {
-        let mut c = Command::new("etcdctl");
-        c.env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.endpoint]);
-        if let Some(pw) = &self.root_password {
-            c.arg(format!("--user=root:{pw}"));
+        if self.root_password.is_some() {
             self.own_logins
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-        let mut child = c
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot run etcdctl (Debian: apt-get install etcd-client)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "etcdctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        etcdctl_at(&self.endpoint, self.root_password.as_deref(), args, stdin)
     }
 
     /// Runs `etcdctl ARGS`; see [`Etcd::etcdctl_in`].
@@ -582,6 +559,41 @@ pub fn reconfd() -> Command {
     }
     c.env("RECONFD_CONFIG", "/dev/null").stdin(Stdio::null());
     c
+}
+
+/// Runs `etcdctl ARGS` against `endpoints` (comma-separated), as root when `root_password`
+/// is given, with `stdin` as its input; panics on failure. Returns stdout.
+pub fn etcdctl_at(
+    endpoints: &str,
+    root_password: Option<&str>,
+    args: &[&str],
+    stdin: &str,
+) -> String {
+    let mut c = Command::new("etcdctl");
+    c.env("ETCDCTL_API", "3").args(["--endpoints", endpoints]);
+    if let Some(pw) = root_password {
+        c.arg(format!("--user=root:{pw}"));
+    }
+    let mut child = c
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run etcdctl (Debian: apt-get install etcd-client)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs a command to completion with a bounded wait (60 s), killing it if it hangs.
