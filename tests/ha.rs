@@ -7,7 +7,7 @@ mod util;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,6 +21,8 @@ struct Member {
     name: String,
     port: u16,
     peer: u16,
+    /// The HTTPS client listener beside the plain one, when the cluster serves TLS.
+    tls_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -32,6 +34,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 struct Cluster {
     dir: tempfile::TempDir,
     members: Vec<Member>,
+    /// The server certificate and key every member's HTTPS listener uses (one for all: each
+    /// is 127.0.0.1), `None` for plain HTTP only.
+    tls: Option<(PathBuf, PathBuf)>,
     /// root's password once [`Cluster::enable_auth`] ran: the helpers then log in as root.
     root_password: Option<String>,
     /// Released after the members are stopped (fields drop after `Drop::drop`).
@@ -44,21 +49,27 @@ impl Cluster {
     /// by another process in between), it is tried once more on fresh ports, with the logs
     /// of the failed try printed.
     fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// As [`Cluster::start`], each member also serving HTTPS with `tls` (certificate, key);
+    /// the tests' own requests stay on plain HTTP.
+    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Cluster {
         let turn = || ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let mut c = Cluster::form(turn());
+        let mut c = Cluster::form(turn(), tls.clone());
         match c.wait_all_ready() {
             Ok(()) => c,
             Err(why) => {
                 eprintln!("etcd cluster did not form, trying once more on fresh ports: {why}");
                 drop(c);
-                let mut c = Cluster::form(turn());
+                let mut c = Cluster::form(turn(), tls);
                 c.wait_all_ready().unwrap_or_else(|why| panic!("{why}"));
                 c
             }
         }
     }
 
-    fn form(turn: MutexGuard<'static, ()>) -> Cluster {
+    fn form(turn: MutexGuard<'static, ()>, tls: Option<(PathBuf, PathBuf)>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = ["m0", "m1", "m2"]
             .iter()
@@ -66,12 +77,14 @@ impl Cluster {
                 name: n.to_string(),
                 port: free_port(),
                 peer: free_port(),
+                tls_port: tls.as_ref().map(|_| free_port()),
                 child: None,
             })
             .collect();
         let mut c = Cluster {
             dir,
             members,
+            tls,
             root_password: None,
             _turn: turn,
         };
@@ -101,9 +114,20 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .unwrap();
-        let client = format!("http://127.0.0.1:{}", m.port);
+        let mut client = format!("http://127.0.0.1:{}", m.port);
+        let mut tls_args = Vec::new();
+        if let (Some(port), Some((cert, key))) = (m.tls_port, &self.tls) {
+            client += &format!(",https://127.0.0.1:{port}");
+            tls_args = vec![
+                "--cert-file".into(),
+                cert.clone(),
+                "--key-file".into(),
+                key.clone(),
+            ];
+        }
         let peer = format!("http://127.0.0.1:{}", m.peer);
         let child = Command::new("etcd")
+            .args(tls_args)
             .args(["--name", &m.name, "--data-dir"])
             .arg(self.dir.path().join(&m.name))
             .args([
@@ -130,6 +154,14 @@ impl Cluster {
 
     fn endpoint(&self, i: usize) -> String {
         format!("http://127.0.0.1:{}", self.members[i].port)
+    }
+
+    /// The URL a daemon is given for member `i`: HTTPS when the cluster serves TLS.
+    fn daemon_endpoint(&self, i: usize) -> String {
+        match self.members[i].tls_port {
+            Some(port) => format!("https://127.0.0.1:{port}"),
+            None => self.endpoint(i),
+        }
     }
 
     /// POSTs to member `i`'s JSON gateway; `None` unless it answers 200. Once auth is on,
@@ -517,18 +549,25 @@ fn returns_to_the_preferred_member_after_the_minimum_stay() {
     returns_to_the_preferred_member(false);
 }
 
-/// The same with authentication on and a user that may read the watched prefix only: the
-/// probe logs in as that user and its status call is allowed.
+/// The same over TLS with authentication on and a user that may read the watched prefix
+/// only: the probe connects with the daemon's CA, logs in as that user, and its status call
+/// is allowed.
 #[test]
-fn returns_to_the_preferred_member_with_auth() {
+fn returns_to_the_preferred_member_with_auth_and_tls() {
     returns_to_the_preferred_member(true);
 }
 
 const READER_PREFIX: &str = "/services/";
 
-fn returns_to_the_preferred_member(auth: bool) {
+fn returns_to_the_preferred_member(secure: bool) {
     const STAY: Duration = Duration::from_secs(3);
-    let mut cluster = Cluster::start();
+    let pki = util::Pki::new();
+    let tls = secure.then(|| {
+        pki.ca("ca");
+        let ext = "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth";
+        pki.issue("ca", "server", util::KeyKind::EcSec1, ext)
+    });
+    let mut cluster = Cluster::start_with(tls);
     let t = Tree::new();
     t.template(
         "up.tera",
@@ -541,7 +580,7 @@ fn returns_to_the_preferred_member(auth: bool) {
     let config = t.root.path().join("reconfd.toml");
     let mut etcd = "[etcd]\nprefer_first_after = \"3s\"\n".to_owned();
     cluster.put(0, "/services/apache/a", "10.0.0.1:80");
-    if auth {
+    if secure {
         cluster.enable_auth(
             "root-3b8e-sekrit",
             "reconfd",
@@ -554,6 +593,10 @@ fn returns_to_the_preferred_member(auth: bool) {
         etcd += &format!(
             "username = \"reconfd\"\npassword_file = \"{}\"\n",
             pw.display()
+        );
+        etcd += &format!(
+            "[etcd.tls]\nca_file = \"{}\"\n",
+            pki.path("ca.pem").display()
         );
     }
     std::fs::write(&config, etcd).unwrap();
@@ -568,19 +611,23 @@ fn returns_to_the_preferred_member(auth: bool) {
     .arg("--confdir")
     .arg(t.confdir());
     for i in 0..3 {
-        cmd.args(["--endpoint", &cluster.endpoint(i)]);
+        cmd.args(["--endpoint", &cluster.daemon_endpoint(i)]);
     }
     let d = Daemon::spawn(cmd);
     d.wait_ready();
     d.wait_log(Duration::from_secs(20), "following etcd", 1);
-    assert_eq!(followed(&d), cluster.endpoint(0), "starts on the first");
+    assert_eq!(
+        followed(&d),
+        cluster.daemon_endpoint(0),
+        "starts on the first"
+    );
 
     cluster.kill(0);
     cluster.put(1, "/services/apache/b", "10.0.0.2:80");
     wait_content(&t, &d, "server 10.0.0.2:80;", Duration::from_secs(30));
     d.wait_log(Duration::from_secs(20), "following etcd", 2);
     let away = Instant::now();
-    assert_ne!(followed(&d), cluster.endpoint(0));
+    assert_ne!(followed(&d), cluster.daemon_endpoint(0));
 
     // Down for a few stays: probed, not returned to.
     std::thread::sleep(STAY * 3);
@@ -597,7 +644,11 @@ fn returns_to_the_preferred_member(auth: bool) {
     d.wait_log(Duration::from_secs(30), "returning to it", 1);
     let back_after = restarted.elapsed();
     d.wait_log(Duration::from_secs(20), "following etcd", 3);
-    assert_eq!(followed(&d), cluster.endpoint(0), "back on the first");
+    assert_eq!(
+        followed(&d),
+        cluster.daemon_endpoint(0),
+        "back on the first"
+    );
     assert!(away.elapsed() >= STAY, "not before the minimum stay");
     cluster.put(2, "/services/apache/c", "10.0.0.3:80");
     wait_content(&t, &d, "server 10.0.0.3:80;", Duration::from_secs(30));
