@@ -251,6 +251,7 @@ fn status_shows_good_failing_and_deferred_resources() {
     };
     let good = by_name("good");
     assert_eq!(good["state"], "in_sync", "{json}");
+    assert_eq!(good["revision"], revision, "{json}");
     assert_eq!(good["pending"], serde_json::Value::Null, "{json}");
     assert!(good["last_install_unix"].as_u64().is_some(), "{json}");
     let failing = by_name("failing");
