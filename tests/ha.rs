@@ -21,8 +21,8 @@ struct Member {
     name: String,
     port: u16,
     peer: u16,
-    /// The HTTPS client listener beside the plain one, when the cluster serves TLS.
-    tls_port: Option<u16>,
+    /// The HTTPS client listener beside the plain one, used when the cluster serves TLS.
+    tls_port: u16,
     child: Option<Child>,
 }
 
@@ -77,7 +77,7 @@ impl Cluster {
                 name: n.to_string(),
                 port: free_port(),
                 peer: free_port(),
-                tls_port: tls.as_ref().map(|_| free_port()),
+                tls_port: free_port(),
                 child: None,
             })
             .collect();
@@ -116,8 +116,8 @@ impl Cluster {
             .unwrap();
         let mut client = format!("http://127.0.0.1:{}", m.port);
         let mut tls_args = Vec::new();
-        if let (Some(port), Some((cert, key))) = (m.tls_port, &self.tls) {
-            client += &format!(",https://127.0.0.1:{port}");
+        if let Some((cert, key)) = &self.tls {
+            client += &format!(",https://127.0.0.1:{}", m.tls_port);
             tls_args = vec![
                 "--cert-file".into(),
                 cert.clone(),
@@ -158,8 +158,8 @@ impl Cluster {
 
     /// The URL a daemon is given for member `i`: HTTPS when the cluster serves TLS.
     fn daemon_endpoint(&self, i: usize) -> String {
-        match self.members[i].tls_port {
-            Some(port) => format!("https://127.0.0.1:{port}"),
+        match self.tls {
+            Some(_) => format!("https://127.0.0.1:{}", self.members[i].tls_port),
             None => self.endpoint(i),
         }
     }
@@ -170,10 +170,7 @@ impl Cluster {
         let auth = match &self.root_password {
             Some(pw) => {
                 let login = format!(r#"{{"name":"root","password":"{pw}"}}"#);
-                let resp = self.raw_post(i, "/v3/auth/authenticate", &login, "")?;
-                let v: serde_json::Value =
-                    serde_json::from_str(resp.split("\r\n\r\n").nth(1)?).ok()?;
-                format!("Authorization: {}\r\n", v["token"].as_str()?)
+                util::token_header(&self.raw_post(i, "/v3/auth/authenticate", &login, "")?)?
             }
             None => String::new(),
         };

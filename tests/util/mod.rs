@@ -318,12 +318,9 @@ impl Etcd {
                     self.own_logins
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
-                let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-                let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
-                    std::io::Error::other(format!("etcd authenticate: {e}: {resp}"))
-                })?;
-                let token = v["token"].as_str().unwrap_or_default();
-                format!("Authorization: {token}\r\n")
+                token_header(&resp).ok_or_else(|| {
+                    std::io::Error::other(format!("etcd authenticate: no token in {resp}"))
+                })?
             }
             None => String::new(),
         };
@@ -559,6 +556,14 @@ pub fn reconfd() -> Command {
     }
     c.env("RECONFD_CONFIG", "/dev/null").stdin(Stdio::null());
     c
+}
+
+/// The `Authorization:` header line carrying the token of a JSON-gateway
+/// `/v3/auth/authenticate` response (whole HTTP response), `None` when it has none.
+pub fn token_header(response: &str) -> Option<String> {
+    let body = response.split("\r\n\r\n").nth(1)?;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some(format!("Authorization: {}\r\n", v["token"].as_str()?))
 }
 
 /// Runs `etcdctl ARGS` against `endpoints` (comma-separated), as root when `root_password`
